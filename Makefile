@@ -1,0 +1,41 @@
+# ecg-lightning: `make run` and `make test` create the environment when it is missing.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CPU build of torch by default; GPU users: make install TORCH_SPEC="torch>=2.3"
+TORCH_SPEC ?= torch==2.13.0
+export ECG_DATA_DIR ?= $(abspath data)
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test test-full bench ui clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/activate: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install "$(TORCH_SPEC)"
+	$(BIN)/pip install -e ".[dev]"
+	touch $(BIN)/activate
+
+install: $(BIN)/activate  ## create .venv with torch and the package (editable, dev extras)
+
+run: install  ## train and test the default model on mitdb (python -m ecg_lightning.run)
+	$(BIN)/python -m ecg_lightning.run $(ARGS)
+
+test: install  ## the fast test suite (about 5 minutes on 2 cores)
+	$(BIN)/python -m pytest $(ARGS)
+
+test-full: install  ## every test, the slow ones included
+	$(BIN)/python -m pytest -m "" $(ARGS)
+
+bench: install  ## speed and memory benchmarks -> outputs/bench/*.json
+	$(BIN)/python -m ecg_lightning.bench $(ARGS)
+
+ui: install  ## the MLflow UI on http://127.0.0.1:5000 over the project's store
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///outputs/mlflow.db --host 127.0.0.1 --port 5000
+
+clean:  ## remove caches and run outputs (keeps the MLflow store and the venv)
+	rm -rf outputs/runs outputs/multiruns outputs/cache outputs/bench .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

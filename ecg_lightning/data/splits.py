@@ -1,0 +1,70 @@
+"""Split helpers shared by every datamodule.
+
+Every function returns ``{"train": idx, "val": idx, "test": idx}`` with integer index arrays
+into the datamodule's items. Subject-disjoint helpers take a ``groups`` array (one subject id
+per item); the stratified helper is the patient-leaky intra-patient paradigm.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+
+def stratified_split(labels: np.ndarray, val_fraction: float, test_fraction: float,
+                     seed: int) -> dict[str, np.ndarray]:
+    """Random item-level split, stratified by label.
+
+    Classes too small to appear on every side (fewer than 3 items, e.g. MIT-BIH ``S`` with 2
+    beats) are split at random with the others instead of breaking the stratification.
+    """
+    index = np.arange(len(labels))
+    strata = labels.copy()
+    values, counts = np.unique(labels, return_counts=True)
+    strata[np.isin(labels, values[counts < 3])] = -2  # pool the rare classes into one stratum
+    if (strata == -2).sum() == 1:  # a lone pooled item cannot be stratified either
+        strata[strata == -2] = values[np.argmax(counts)]
+
+    rest, test = train_test_split(index, test_size=test_fraction, random_state=seed,
+                                  stratify=strata)
+    train, val = train_test_split(rest, test_size=val_fraction / (1.0 - test_fraction),
+                                  random_state=seed, stratify=strata[rest])
+    return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
+
+
+def group_split(groups: np.ndarray, val_fraction: float, test_fraction: float,
+                seed: int) -> dict[str, np.ndarray]:
+    """Random subject-disjoint split: whole subjects go to train, val or test."""
+    subjects = np.unique(groups)
+    rng = np.random.default_rng(seed)
+    rng.shuffle(subjects)
+    n_test = max(1, round(test_fraction * len(subjects)))
+    n_val = max(1, round(val_fraction * len(subjects)))
+    if n_test + n_val >= len(subjects):
+        raise ValueError(f"{len(subjects)} subjects are too few for val_fraction={val_fraction} "
+                         f"and test_fraction={test_fraction}")
+    sides = {"test": subjects[:n_test], "val": subjects[n_test:n_test + n_val],
+             "train": subjects[n_test + n_val:]}
+    return {name: np.flatnonzero(np.isin(groups, members)) for name, members in sides.items()}
+
+
+def group_kfold(groups: np.ndarray, fold: int, num_folds: int, seed: int) -> dict[str, np.ndarray]:
+    """Subject-disjoint k-fold: fold ``fold`` is the test set, the next fold validates.
+
+    Subjects are shuffled with ``seed`` before they are dealt into folds, so a seed gives a
+    fixed partition and ``fold=0..num_folds-1`` covers every subject exactly once as test.
+    """
+    if not 0 <= fold < num_folds:
+        raise ValueError(f"data.fold={fold} is outside 0..{num_folds - 1} (data.num_folds={num_folds})")
+    subjects = np.unique(groups)
+    if len(subjects) < num_folds:
+        raise ValueError(f"data.num_folds={num_folds} exceeds the {len(subjects)} subjects")
+    rng = np.random.default_rng(seed)
+    rng.shuffle(subjects)
+    fold_of_subject = dict(zip(subjects, np.arange(len(subjects)) % num_folds))
+    item_fold = np.array([fold_of_subject[g] for g in groups])
+    val_fold = (fold + 1) % num_folds
+    return {"train": np.flatnonzero((item_fold != fold) & (item_fold != val_fold)),
+            "val": np.flatnonzero(item_fold == val_fold),
+            "test": np.flatnonzero(item_fold == fold)}
+

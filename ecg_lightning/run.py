@@ -1,0 +1,119 @@
+"""Train and test one configuration: compose -> instantiate -> fit -> test -> metric.
+
+    python -m ecg_lightning.run                                   # mitdb, model=lstm
+    python -m ecg_lightning.run model=gru loss=ce loss.weighting=inverse seed=1
+    python -m ecg_lightning.run experiment=satheeswaran2024_mitdb
+    python -m ecg_lightning.run -m model=lstm,gru seed=1,2,3      # a sweep
+
+Facts the model and the loss need (classes, channels, window length, class counts) come
+from the datamodule, so configs never repeat them. Returns the optimised metric for sweepers.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from pathlib import Path
+
+import hydra
+import lightning as L
+from hydra.utils import get_class, instantiate
+from lightning.pytorch.loggers import MLFlowLogger
+from omegaconf import DictConfig, OmegaConf
+
+from ecg_lightning import tracking
+
+log = logging.getLogger(__name__)
+
+
+def instantiate_with_facts(node: DictConfig, facts: dict, **kwargs):
+    """Instantiate ``node``, passing those ``facts`` its target's signature accepts."""
+    parameters = inspect.signature(get_class(node._target_)).parameters
+    accepted = {k: v for k, v in facts.items() if k in parameters}
+    return instantiate(node, **accepted, **kwargs)
+
+
+def build(cfg: DictConfig):
+    """The datamodule, the LightningModule, the callbacks and the loggers of a config."""
+    datamodule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")  # the model's facts come from the data
+    net = instantiate_with_facts(cfg.model.net, datamodule.model_facts())
+    loss = instantiate_with_facts(cfg.loss, {"class_counts": datamodule.class_counts,
+                                             "num_items": len(datamodule.splits["train"])})
+    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    model = instantiate(cfg.model, net=net, loss=loss, optimizer=instantiate(cfg.optimizer),
+                        scheduler=scheduler, class_names=datamodule.class_names,
+                        task=datamodule.task, run_config=OmegaConf.to_yaml(cfg, resolve=True),
+                        _convert_="all")  # plain lists in hparams: checkpoints load weights_only
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    return datamodule, model, callbacks, loggers
+
+
+def metric_value(metrics: dict, name: str) -> float:
+    if name not in metrics:
+        raise KeyError(f"optimized_metric={name!r} was not logged; logged metrics: "
+                       f"{', '.join(sorted(metrics))}")
+    return float(metrics[name])
+
+
+def train(cfg: DictConfig) -> tuple[float, dict]:
+    """Fit and test one config; returns (optimised metric, all final metrics)."""
+    L.seed_everything(cfg.seed, workers=True)
+    output_dir = Path(cfg.paths.output_dir)
+    datamodule, model, callbacks, loggers = build(cfg)
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    mlflow = next((lg for lg in loggers if isinstance(lg, MLFlowLogger)), None)
+    try:
+        if mlflow is not None:
+            tracking.start_run(mlflow, cfg, datamodule, output_dir=output_dir, extra_params={
+                "model/num_params": sum(p.numel() for p in model.parameters()),
+                "loss/class_weights": _class_weights(model.loss),
+                "data/train_class_counts": dict(zip(datamodule.class_names, datamodule.class_counts)),
+            })
+            log.info("MLflow run %s in %s", mlflow.run_id, mlflow._tracking_uri)
+        metrics = {}
+        if cfg.train:
+            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+            metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+            checkpoint = trainer.checkpoint_callback
+            if checkpoint is not None and checkpoint.best_model_score is not None:
+                metrics[checkpoint.monitor] = float(checkpoint.best_model_score)
+        if cfg.test:
+            best = getattr(trainer.checkpoint_callback, "best_model_path", "") if cfg.train else ""
+            trainer.test(model, datamodule=datamodule,
+                         ckpt_path=best or (None if cfg.train else cfg.get("ckpt_path")))
+            metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()
+                            if k.startswith("test/")})
+            files = tracking.write_test_report(model.test_report, output_dir)
+            if mlflow is not None:
+                tracking.log_artifacts(mlflow, files)
+        value = metric_value(metrics, cfg.optimized_metric)
+    except BaseException:
+        for logger in loggers:  # a crash ends the MLflow run FAILED, never RUNNING
+            logger.finalize("failed")
+        raise
+    for logger in loggers:
+        logger.finalize("success")
+    if mlflow is not None:
+        print(f"MLflow run id: {mlflow.run_id}  (experiment {cfg.experiment_name!r}, "
+              f"tracking URI {mlflow._tracking_uri})")
+    return value, metrics
+
+
+def _class_weights(loss) -> list[float] | None:
+    weights = getattr(loss, "weight", None)
+    if weights is None:
+        weights = getattr(loss, "pos_weight", None)
+    return None if weights is None else [round(float(w), 4) for w in weights]
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> float:
+    value, _ = train(cfg)
+    return value
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""What every run records in MLflow besides Lightning's per-epoch metrics.
+
+Tags make runs filterable (data, model, loss, split, seed, fold, preset, git commit, sweep);
+the resolved config goes in as ``config.yaml`` (MLflow params cut values at 250 characters);
+the test report as ``metrics_test.json``, ``confusion_matrix.csv`` and a PNG.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+from pathlib import Path
+
+from lightning.pytorch.loggers import MLFlowLogger
+from omegaconf import DictConfig, OmegaConf
+
+from ecg_lightning.plots import plot_confusion_matrix
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=5, cwd=Path(__file__).parent)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def group_choices() -> dict[str, str]:
+    """The config-group options this run was composed from (``model=gru`` -> gru)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return {}
+    choices = HydraConfig.get().runtime.choices
+    return {k: str(v) for k, v in choices.items() if not k.startswith("hydra/") and v is not None}
+
+
+def run_tags(cfg: DictConfig, datamodule) -> dict[str, str]:
+    choices = group_choices()
+    data_cfg = cfg.data
+    tags = {
+        "data": choices.get("data", datamodule.slug),
+        "model": choices.get("model", cfg.model.net._target_.rsplit(".", 1)[-1]),
+        "loss": choices.get("loss", cfg.loss._target_.rsplit(".", 1)[-1]),
+        "split": getattr(datamodule, "split_paradigm", data_cfg.get("split", "")),
+        "seed": str(cfg.seed),
+        "preset": choices.get("experiment", "none"),
+        "git_commit": git_commit(),
+    }
+    if data_cfg.get("split") == "kfold":
+        tags["fold"] = f"{data_cfg.fold}/{data_cfg.num_folds}"
+    if "label_scheme" in data_cfg:
+        tags["label_scheme"] = str(data_cfg.label_scheme)
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        hydra_cfg = HydraConfig.get()
+        if hydra_cfg.mode.name == "MULTIRUN":
+            tags["sweep_dir"] = str(hydra_cfg.sweep.dir)
+            tags["sweep_job"] = str(hydra_cfg.job.num)
+        tags["overrides"] = " ".join(hydra_cfg.overrides.task)[:5000]
+    except ValueError:
+        pass
+    return tags
+
+
+def start_run(logger: MLFlowLogger, cfg: DictConfig, datamodule, extra_params: dict,
+              output_dir: Path) -> None:
+    """Tag the run, log its params and the whole resolved config."""
+    client, run_id = logger.experiment, logger.run_id
+    for key, value in run_tags(cfg, datamodule).items():
+        client.set_tag(run_id, key, value)
+    logger.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), **extra_params})
+    config_file = output_dir / "config.yaml"
+    config_file.parent.mkdir(parents=True, exist_ok=True)
+    config_file.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    client.log_artifact(run_id, str(config_file))
+    card = output_dir / "dataset_card.json"
+    card.write_text(json.dumps(datamodule.describe(), indent=1))
+    client.log_artifact(run_id, str(card))
+
+
+def write_test_report(report: dict, output_dir: Path) -> list[Path]:
+    """Write the test report as JSON, CSV and PNG files; return their paths."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    metrics_file = output_dir / "metrics_test.json"
+    metrics_file.write_text(json.dumps(report, indent=1))
+    confusion_file = output_dir / "confusion_matrix.csv"
+    with confusion_file.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["true \\ predicted", *report["class_names"]])
+        for name, row in zip(report["class_names"], report["confusion"]):
+            writer.writerow([name, *row])
+    files = [metrics_file, confusion_file]
+    if len(report["confusion"]) and not isinstance(report["confusion"][0][0], list):
+        files.append(plot_confusion_matrix(report["confusion"], report["class_names"],
+                                           output_dir / "confusion_matrix.png"))
+    return files
+
+
+def log_artifacts(logger: MLFlowLogger, files: list[Path]) -> None:
+    for path in files:
+        logger.experiment.log_artifact(logger.run_id, str(path))

@@ -1,0 +1,204 @@
+"""Bad input gives one clear error, and nothing is lost or half-written.
+
+Damaged records are real MIT-BIH files copied into a small mitdb folder (``small_mitdb``) and
+then truncated or removed; damaged cache entries are real entries with a file overwritten.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ecg_lightning.data.cache import MANIFEST, read_cache
+from ecg_lightning.data.download import DataUnavailableError
+from ecg_lightning.data.mitdb import MITBIHDataModule
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def closed_port_url() -> str:
+    """Base URL of a local port on which nothing listens (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/files"
+
+
+def assert_no_cache_written(cache: Path) -> None:
+    """No complete entry and no ``.partial-`` leftover anywhere under ``cache``."""
+    if cache.exists():
+        assert not list(cache.rglob(MANIFEST))
+        assert not [p for p in cache.rglob("*") if ".partial-" in p.name]
+
+
+# ---------------------------------------------------------------------------- missing data
+@pytest.mark.parametrize("via", ["data.root", "ECG_DATA_DIR"])
+def test_missing_folder_offline(tmp_path, monkeypatch, via):
+    """No data and no mirror: one error naming the folder and both fixes; nothing created."""
+    monkeypatch.setenv("ECG_PHYSIONET_URL", closed_port_url())
+    nowhere = tmp_path / "nowhere"
+    if via == "data.root":
+        dm = MITBIHDataModule(root=str(nowhere / "mitdb"), cache_dir=str(tmp_path / "cache"))
+    else:
+        monkeypatch.setenv("ECG_DATA_DIR", str(nowhere))
+        dm = MITBIHDataModule(cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(DataUnavailableError) as excinfo:
+        dm.prepare_data()
+    message = str(excinfo.value)
+    for part in (str(nowhere / "mitdb"), "ECG_DATA_DIR", "data.root", "unreachable"):
+        assert part in message
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_missing_folder_with_download_off(tmp_path):
+    """data.download=false: the error names the folder, both fixes and the switch."""
+    dm = MITBIHDataModule(root=str(tmp_path / "mitdb"), cache_dir=str(tmp_path / "cache"),
+                          download=False)
+    with pytest.raises(DataUnavailableError) as excinfo:
+        dm.prepare_data()
+    for part in (str(tmp_path / "mitdb"), "ECG_DATA_DIR", "data.root", "data.download=false"):
+        assert part in str(excinfo.value)
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_folder_without_records_file(small_mitdb, tmp_path):
+    """A folder of records without RECORDS is not taken for mitdb."""
+    root = small_mitdb(("100",))
+    (root / "RECORDS").unlink()
+    dm = MITBIHDataModule(root=str(root), cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(FileNotFoundError, match="RECORDS is missing"):
+        dm.prepare_data()
+    assert_no_cache_written(tmp_path / "cache")
+
+
+# ---------------------------------------------------------------------------- damaged records
+@pytest.mark.parametrize("keep", [0.5, 0.0], ids=["truncated", "zero_length"])
+def test_damaged_dat_names_the_record(small_mitdb, tmp_path, mitdb_dir, keep):
+    """A truncated or empty .dat: an error naming the record; no cache entry is left."""
+    root = small_mitdb(("100", "101"), copy=("101",))
+    data = (root / "101.dat").read_bytes()
+    (root / "101.dat").write_bytes(data[:int(len(data) * keep)])
+    cache = tmp_path / "cache"
+    dm = MITBIHDataModule(root=str(root), cache_dir=str(cache))
+    with pytest.raises(ValueError) as excinfo:
+        dm.prepare_data()
+    message = str(excinfo.value)
+    assert f"record {root / '101'}" in message and "truncated" in message
+    assert "650000 samples" in message and f"{int(len(data) * keep)} bytes" in message
+    assert_no_cache_written(cache)
+    assert (mitdb_dir / "101.dat").stat().st_size == len(data)  # the shared copy is untouched
+
+
+def test_missing_atr_names_the_file(small_mitdb, tmp_path):
+    """A record without its .atr: an error naming the record's annotation file."""
+    root = small_mitdb(("100", "101"))
+    (root / "101.atr").unlink()
+    cache = tmp_path / "cache"
+    with pytest.raises(FileNotFoundError) as excinfo:
+        MITBIHDataModule(root=str(root), cache_dir=str(cache)).prepare_data()
+    assert f"{root / '101'}.atr is missing" in str(excinfo.value)
+    assert_no_cache_written(cache)
+
+
+def test_no_record_has_the_lead(small_mitdb, tmp_path):
+    """Only records without MLII (102, 104): a clear error naming the lead, not a numpy one."""
+    root = small_mitdb(("102", "104"))
+    cache = tmp_path / "cache"
+    dm = MITBIHDataModule(root=str(root), cache_dir=str(cache), exclude_paced=False)
+    with pytest.raises(ValueError, match=r"no mitdb record in .* has lead 'MLII' \(records: 102 104\)"):
+        dm.prepare_data()
+    assert_no_cache_written(cache)
+
+
+# ---------------------------------------------------------------------------- damaged cache
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+CORRUPTIONS = {
+    "truncated_npy": lambda entry: _truncate(entry / "windows.npy"),
+    "garbage_npy": lambda entry: (entry / "windows.npy").write_bytes(b"\x07garbage" * 100),
+    "empty_npy": lambda entry: (entry / "symbols.npy").write_bytes(b""),
+    "missing_npy": lambda entry: (entry / "samples.npy").unlink(),
+    "truncated_manifest": lambda entry: _truncate(entry / MANIFEST),
+}
+
+
+@pytest.mark.parametrize("corrupt", CORRUPTIONS.values(), ids=CORRUPTIONS.keys())
+def test_corrupt_cache_is_rebuilt(small_mitdb, tmp_path, caplog, corrupt):
+    """A damaged cache entry is rebuilt with a warning; the data returned is the correct one."""
+    root = small_mitdb(("100",))
+    cache = tmp_path / "cache"
+    first = MITBIHDataModule(root=str(root), cache_dir=str(cache), split="intra_patient")
+    first.setup()
+    inputs, targets, samples = (np.array(a) for a in (first.inputs, first.targets, first.samples))
+
+    corrupt(first.cache_path)
+    with caplog.at_level(logging.WARNING, logger="ecg_lightning.data.base"):
+        again = MITBIHDataModule(root=str(root), cache_dir=str(cache), split="intra_patient")
+        again.setup()
+    assert f"cache entry {first.cache_path} is damaged" in caplog.text and "rebuilding" in caplog.text
+    assert np.array_equal(again.inputs, inputs)
+    assert np.array_equal(again.targets, targets) and np.array_equal(again.samples, samples)
+    assert read_cache(first.cache_path) is not None  # whole again
+    assert [p.name for p in (cache / "mitdb").iterdir()] == [first.cache_path.name]
+
+
+def test_entry_without_manifest_is_not_read(small_mitdb, tmp_path):
+    """A folder left without its manifest (a crash) is never read: it is replaced by a full entry."""
+    root = small_mitdb(("100",))
+    dm = MITBIHDataModule(root=str(root), cache_dir=str(tmp_path / "cache"), split="intra_patient")
+    dm.cache_path.mkdir(parents=True)
+    (dm.cache_path / "windows.npy").write_bytes(b"half-written")
+    dm.setup()
+    assert dm.seq_len == 252 and len(dm.targets) > 2000
+    assert read_cache(dm.cache_path) is not None
+
+
+# ---------------------------------------------------------------------------- bad options
+@pytest.mark.parametrize("option, valid", [
+    ("label_scheme", ("aami", "binary", "symbols")),
+    ("split", ("inter_patient", "intra_patient", "record", "kfold")),
+    ("normalize", ("zscore", "minmax", "none")),
+])
+def test_unknown_option_lists_valid_values(tmp_path, option, valid):
+    """An unknown label scheme, split or normalisation names itself and the valid values."""
+    with pytest.raises(ValueError) as excinfo:
+        MITBIHDataModule(cache_dir=str(tmp_path / "cache"), **{option: "bogus"})
+    message = str(excinfo.value)
+    assert f"data.{option}='bogus'" in message
+    assert all(value in message for value in valid)
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_run_with_unknown_split_fails_clearly(tmp_path):
+    """`python -m ecg_lightning.run data.split=bogus` exits non-zero and lists the valid splits."""
+    env = {**os.environ, "ECG_PROJECT_ROOT": str(tmp_path), "ECG_CACHE_DIR": str(tmp_path / "cache"),
+           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
+    result = subprocess.run([sys.executable, "-m", "ecg_lightning.run", "data.split=bogus"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "data.split='bogus'" in output
+    assert "inter_patient, intra_patient, record, kfold" in output
+    assert not (tmp_path / "cache").exists()
+
+
+def test_empty_split_is_a_clear_error(small_mitdb, tmp_path):
+    """inter_patient on DS1 records only: fit works, the test loader names the empty split."""
+    root = small_mitdb(("101", "106"))  # 101 trains, 106 validates, no DS2 record
+    dm = MITBIHDataModule(root=str(root), cache_dir=str(tmp_path / "cache"))
+    dm.prepare_data()
+    dm.setup("fit")
+    assert len(dm.train_dataloader().dataset) > 0 and len(dm.val_dataloader().dataset) > 0
+    with pytest.raises(ValueError, match=r"the 'test' split of mitdb is empty \(data.split=inter_patient\)"):
+        dm.test_dataloader()
+    with pytest.raises(ValueError, match="'test' split"):
+        dm.setup("test")

@@ -1,0 +1,112 @@
+"""End to end: `python -m ecg_lightning.run` in a subprocess, read back from MLflow.
+
+Each run writes into its own temporary project folder (``paths.root_dir``), so the sqlite
+store, the artifacts and the Hydra run folder are the ones this test created.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from ecg_lightning.run import train
+from ecg_lightning.summary import compose_config
+
+RUN_ID = re.compile(r"MLflow run id: ([0-9a-f]{32})")
+
+
+def run_cli(root: Path, cache_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ECG_CACHE_DIR": str(cache_dir)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.run([sys.executable, "-m", "ecg_lightning.run", f"paths.root_dir={root}",
+                           "callbacks.progress_bar.refresh_rate=0", *overrides],
+                          capture_output=True, text=True, env=env, timeout=600)
+
+
+def client_for(root: Path) -> MlflowClient:
+    return MlflowClient(tracking_uri=f"sqlite:///{root}/outputs/mlflow.db")
+
+
+def artifact_names(client: MlflowClient, run_id: str, path: str | None = None) -> set[str]:
+    names = set()
+    for item in client.list_artifacts(run_id, path):
+        names |= artifact_names(client, run_id, item.path) if item.is_dir else {item.path}
+    return names
+
+
+def test_short_run_is_recorded_in_mlflow(tmp_path, mitdb_cache_dir):
+    """debug=limit: two short epochs, test, and everything a run must leave in MLflow."""
+    result = run_cli(tmp_path, mitdb_cache_dir, "debug=limit", "seed=7")
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_id = RUN_ID.search(result.stdout).group(1)
+    run = client_for(tmp_path).get_run(run_id)
+
+    assert run.info.status == "FINISHED"
+    for name in ("test/accuracy", "test/f1_macro", "test/auroc_macro", "test/sensitivity/N",
+                 "test/f1/V", "val/f1_macro", "train/loss_epoch"):
+        assert name in run.data.metrics, name
+    assert 0.0 <= run.data.metrics["test/accuracy"] <= 1.0
+    history = client_for(tmp_path).get_metric_history(run_id, "val/f1_macro")
+    assert len(history) == 2  # one value per epoch
+
+    tags = run.data.tags
+    assert (tags["data"], tags["model"], tags["loss"]) == ("mitdb", "lstm", "ce")
+    assert tags["split"] == "inter_patient" and tags["seed"] == "7"
+    assert tags["git_commit"]
+    assert int(run.data.params["model/num_params"]) > 0
+    assert run.data.params["data/split"] == "inter_patient"
+
+    artifacts = artifact_names(client_for(tmp_path), run_id)
+    for name in ("config.yaml", "dataset_card.json", "metrics_test.json",
+                 "confusion_matrix.csv", "confusion_matrix.png"):
+        assert name in artifacts, (name, artifacts)
+    assert any(a.endswith(".ckpt") for a in artifacts), artifacts
+
+
+def test_crash_ends_the_run_failed_with_a_clear_message(tmp_path, mitdb_cache_dir):
+    """A wrong optimised metric fails after training; the MLflow run ends FAILED."""
+    result = run_cli(tmp_path, mitdb_cache_dir, "debug=fdr", "optimized_metric=val/f2")
+    assert result.returncode != 0
+    assert "optimized_metric='val/f2'" in result.stderr and "val/f1_macro" in result.stderr
+    runs = client_for(tmp_path).search_runs(
+        [client_for(tmp_path).get_experiment_by_name("ecg-lightning").experiment_id])
+    assert [r.info.status for r in runs] == ["FAILED"]
+
+
+def test_wrong_group_option_lists_valid_options(tmp_path, mitdb_cache_dir):
+    result = run_cli(tmp_path, mitdb_cache_dir, "model=transformerxl")
+    assert result.returncode != 0
+    assert "lstm" in result.stderr and "gru" in result.stderr
+
+
+def test_paper_preset_runs(tmp_path, mitdb_cache_dir):
+    """experiment=satheeswaran2024_mitdb on one batch; its split is tagged intra_patient."""
+    result = run_cli(tmp_path, mitdb_cache_dir, "experiment=satheeswaran2024_mitdb", "debug=fdr")
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = client_for(tmp_path).get_run(RUN_ID.search(result.stdout).group(1))
+    assert run.data.tags["split"] == "intra_patient"
+    assert run.data.tags["preset"] == "satheeswaran2024_mitdb"
+
+
+@pytest.mark.parametrize("overrides", [
+    ["model=gru", "loss=bce", "loss.weighting=inverse"],
+    ["model=lstm", "loss=ce", "loss.weighting=inverse_sqrt", "loss.label_smoothing=0.1",
+     "optimizer=adamw", "scheduler=cosine"],
+    ["data.label_scheme=binary", "data.split=record", "optimizer=sgd", "scheduler=plateau"],
+    ["data.label_scheme=symbols", "data.split=kfold", "data.fold=2"],
+])
+def test_combinations_train_in_process(tmp_path, mitdb_cache_dir, overrides):
+    """Any model x loss x optimiser x data option trains and tests (fast_dev_run)."""
+    cfg = compose_config([*overrides, "debug=fdr", "logger=csv", f"paths.root_dir={tmp_path}",
+                          f"paths.output_dir={tmp_path}/run", f"paths.cache_dir={mitdb_cache_dir}",
+                          "callbacks.progress_bar.refresh_rate=0"])
+    value, metrics = train(cfg)
+    assert 0.0 <= value <= 1.0
+    assert "test/f1_macro" in metrics
+    assert (tmp_path / "run" / "confusion_matrix.csv").exists()
