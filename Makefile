@@ -4,7 +4,6 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # CPU build of torch by default; GPU users: make install TORCH_SPEC="torch>=2.3"
 TORCH_SPEC ?= torch==2.13.0
-export ECG_DATA_DIR ?= $(abspath data)
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test test-full bench ui clean

@@ -12,6 +12,7 @@ import json
 import subprocess
 from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig, OmegaConf
 
@@ -20,49 +21,41 @@ from ecg_lightning.plots import plot_confusion_matrix
 
 def git_commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+        out = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True,
                              text=True, timeout=5, cwd=Path(__file__).parent)
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
 
-def group_choices() -> dict[str, str]:
-    """The config-group options this run was composed from (``model=gru`` -> gru)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return {}
-    choices = HydraConfig.get().runtime.choices
-    return {k: str(v) for k, v in choices.items() if not k.startswith("hydra/") and v is not None}
+def hydra_runtime():
+    """This process's Hydra config, or ``None`` when the config was composed by hand."""
+    return HydraConfig.get() if HydraConfig.initialized() else None
 
 
 def run_tags(cfg: DictConfig, datamodule) -> dict[str, str]:
-    choices = group_choices()
-    data_cfg = cfg.data
+    """Filterable tags: the group options the run was composed from, split, seed, commit."""
+    runtime = hydra_runtime()
+    choices = {k: str(v) for k, v in runtime.runtime.choices.items()
+               if v is not None} if runtime else {}
     tags = {
         "data": choices.get("data", datamodule.slug),
         "model": choices.get("model", cfg.model.net._target_.rsplit(".", 1)[-1]),
         "loss": choices.get("loss", cfg.loss._target_.rsplit(".", 1)[-1]),
-        "split": getattr(datamodule, "split_paradigm", data_cfg.get("split", "")),
+        "split": getattr(datamodule, "split_paradigm", str(cfg.data.get("split", ""))),
         "seed": str(cfg.seed),
         "preset": choices.get("experiment", "none"),
         "git_commit": git_commit(),
     }
-    if data_cfg.get("split") == "kfold":
-        tags["fold"] = f"{data_cfg.fold}/{data_cfg.num_folds}"
-    if "label_scheme" in data_cfg:
-        tags["label_scheme"] = str(data_cfg.label_scheme)
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        hydra_cfg = HydraConfig.get()
-        if hydra_cfg.mode.name == "MULTIRUN":
-            tags["sweep_dir"] = str(hydra_cfg.sweep.dir)
-            tags["sweep_job"] = str(hydra_cfg.job.num)
-        tags["overrides"] = " ".join(hydra_cfg.overrides.task)[:5000]
-    except ValueError:
-        pass
+    if cfg.data.get("split") == "kfold":
+        tags["fold"] = f"{cfg.data.fold}/{cfg.data.num_folds}"
+    if "label_scheme" in cfg.data:
+        tags["label_scheme"] = str(cfg.data.label_scheme)
+    if runtime is not None:
+        tags["overrides"] = " ".join(runtime.overrides.task)[:5000]
+        if runtime.mode is not None and runtime.mode.name == "MULTIRUN":
+            tags["sweep_dir"] = str(runtime.sweep.dir)
+            tags["sweep_job"] = str(runtime.job.num)
     return tags
 
 
@@ -87,16 +80,18 @@ def write_test_report(report: dict, output_dir: Path) -> list[Path]:
     output_dir.mkdir(parents=True, exist_ok=True)
     metrics_file = output_dir / "metrics_test.json"
     metrics_file.write_text(json.dumps(report, indent=1))
+    files = [metrics_file]
+    if len(report["confusion"]) and isinstance(report["confusion"][0][0], list):
+        return files  # multilabel: one 2x2 matrix per label, kept in the JSON
     confusion_file = output_dir / "confusion_matrix.csv"
     with confusion_file.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["true \\ predicted", *report["class_names"]])
         for name, row in zip(report["class_names"], report["confusion"]):
             writer.writerow([name, *row])
-    files = [metrics_file, confusion_file]
-    if len(report["confusion"]) and not isinstance(report["confusion"][0][0], list):
-        files.append(plot_confusion_matrix(report["confusion"], report["class_names"],
-                                           output_dir / "confusion_matrix.png"))
+    files.append(confusion_file)
+    files.append(plot_confusion_matrix(report["confusion"], report["class_names"],
+                                       output_dir / "confusion_matrix.png"))
     return files
 
 

@@ -130,7 +130,12 @@ def test_binary_scheme_normal_is_symbol_n(make_dm, raw):
     """label_scheme=binary: N beats are normal, every other beat abnormal, non-beats dropped."""
     dm = make_dm(label_scheme="binary")
     assert dm.class_names == ["normal", "abnormal"]
-    binary = lambda s: None if s not in AAMI else ("normal" if s == "N" else "abnormal")  # noqa: E731
+
+    def binary(symbol):
+        if symbol not in AAMI:
+            return None
+        return "normal" if symbol == "N" else "abnormal"
+
     assert module_counts(dm) == expected_counts(raw, binary)
 
 
@@ -156,6 +161,20 @@ def test_windows_equal_filtered_signal_at_annotation(mitdb_datamodule, mitdb_dir
         window = signal[sample - pre:sample + post]
         window = (window - window.mean()) / window.std()
         assert np.allclose(dm.inputs[item, 0], window, atol=1e-4), f"record {record} sample {sample}"
+
+
+def test_window_exactly_at_record_edges_is_kept(small_mitdb, tmp_path, raw):
+    """A window that just fits (first sample 0, last sample sig_len - 1) is kept; one more is not."""
+    rec = raw[100]
+    pre = int(rec["sample"][1])                     # the 2nd annotation's window starts at 0
+    post = int(rec["sig_len"] - rec["sample"][-1])  # the last one's window ends at the last sample
+    dm = MITBIHDataModule(root=str(small_mitdb(("100",))), cache_dir=str(tmp_path / "cache"),
+                          pre_seconds=pre / rec["fs"], post_seconds=post / rec["fs"],
+                          label_scheme="symbols", split="intra_patient")
+    dm.setup()
+    assert dm.seq_len == pre + post
+    assert np.array_equal(np.sort(dm.samples), rec["sample"][1:])  # only the 1st annotation is dropped
+    assert dm.info["dropped_at_edges"] == {"100": 1}
 
 
 # ---------------------------------------------------------------------------- splits

@@ -146,7 +146,10 @@ class MITBIHDataModule(ECGDataModule):
         listing = self.root / "RECORDS"
         if not listing.exists():
             raise FileNotFoundError(f"{listing} is missing: {self.root} is not a mitdb folder")
-        return listing.read_text().split()
+        names = listing.read_text().split()
+        if not names:
+            raise ValueError(f"{listing} lists no record")
+        return names
 
     def build_arrays(self) -> tuple[dict[str, np.ndarray], dict]:
         names = self.record_names()
