@@ -5,3 +5,10 @@ task module (loss, metrics) -> MLflow. See README.md for the commands.
 """
 
 __version__ = "0.1.0"
+
+import os
+
+# Two torch processes sharing a few cores (a parallel sweep, a benchmark beside a run) slow
+# each other 10-30x when OpenMP threads spin while waiting; passive waiting costs nothing
+# measurable alone. Must be set before torch is imported; the user's setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -1,9 +1,9 @@
 """Losses built from the ``loss`` config group.
 
-run.py passes every loss the training split's ``class_counts`` (and ``num_items``); a loss turns them into class
-weights when its ``weighting`` asks for it. Inverse-frequency weights explode for near-empty
-classes (MIT-BIH Q has 8 beats in DS1), so weights are normalised to mean 1 over the classes
-present and capped at ``max_weight``; the weights used are logged with the run.
+run.py passes every loss the training split's ``class_counts`` (and ``num_items``); a loss
+turns them into class weights when its ``weighting`` asks for it. Inverse-frequency weights
+explode for near-empty classes (MIT-BIH Q has 8 beats in DS1), so they are capped at
+``max_weight``; the weights used are logged with the run (param ``loss/class_weights``).
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ WEIGHTINGS = ("none", "inverse", "inverse_sqrt")
 def class_weights(class_counts: list[int], weighting: str, max_weight: float) -> torch.Tensor | None:
     """Per-class weights from training counts; ``None`` for ``weighting="none"``.
 
-    ``inverse``: 1/n_c; ``inverse_sqrt``: 1/sqrt(n_c) (a milder correction). Classes absent
-    from training get weight 0: they cannot be learned, and their loss term never occurs.
+    ``inverse``: scikit-learn's "balanced" weights, n_items / (n_classes * n_c), so a class of
+    average size weighs 1; ``inverse_sqrt``: their square root (a milder correction). Both are
+    capped at ``max_weight``. Classes absent from training get weight 0: they cannot be
+    learned, and their loss term never occurs.
     """
     if weighting not in WEIGHTINGS:
         raise ValueError(f"loss.weighting={weighting!r} is unknown; valid: {', '.join(WEIGHTINGS)}")
@@ -26,10 +28,10 @@ def class_weights(class_counts: list[int], weighting: str, max_weight: float) ->
         return None
     counts = torch.as_tensor(class_counts, dtype=torch.float64)
     present = counts > 0
-    power = 1.0 if weighting == "inverse" else 0.5
     weights = torch.zeros_like(counts)
-    weights[present] = counts[present].pow(-power)
-    weights[present] /= weights[present].mean()
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    if weighting == "inverse_sqrt":
+        weights = weights.sqrt()
     return weights.clamp(max=max_weight).float()
 
 

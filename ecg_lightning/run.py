@@ -33,19 +33,24 @@ def instantiate_with_facts(node: DictConfig, facts: dict, **kwargs):
     return instantiate(node, **accepted, **kwargs)
 
 
+def build_model(cfg: DictConfig, datamodule) -> L.LightningModule:
+    """The LightningModule of a config, sized by the facts of a set-up datamodule."""
+    net = instantiate_with_facts(cfg.model.net, datamodule.model_facts())
+    loss = instantiate_with_facts(cfg.loss, {"class_counts": datamodule.class_counts,
+                                             "num_items": len(datamodule.splits["train"])})
+    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    return instantiate(cfg.model, net=net, loss=loss, optimizer=instantiate(cfg.optimizer),
+                       scheduler=scheduler, class_names=datamodule.class_names,
+                       task=datamodule.task, run_config=OmegaConf.to_yaml(cfg, resolve=True),
+                       _convert_="all")  # plain lists in hparams: checkpoints load weights_only
+
+
 def build(cfg: DictConfig):
     """The datamodule, the LightningModule, the callbacks and the loggers of a config."""
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")  # the model's facts come from the data
-    net = instantiate_with_facts(cfg.model.net, datamodule.model_facts())
-    loss = instantiate_with_facts(cfg.loss, {"class_counts": datamodule.class_counts,
-                                             "num_items": len(datamodule.splits["train"])})
-    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
-    model = instantiate(cfg.model, net=net, loss=loss, optimizer=instantiate(cfg.optimizer),
-                        scheduler=scheduler, class_names=datamodule.class_names,
-                        task=datamodule.task, run_config=OmegaConf.to_yaml(cfg, resolve=True),
-                        _convert_="all")  # plain lists in hparams: checkpoints load weights_only
+    model = build_model(cfg, datamodule)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     return datamodule, model, callbacks, loggers

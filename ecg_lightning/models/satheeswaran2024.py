@@ -8,10 +8,14 @@ What the paper reports (abstract, MIT-BIH Arrhythmia, beat-level random split, i
 intra-patient): accuracy 98.9 %, precision 0.993, recall 0.992, F1 0.99, for an LSTM whose
 hidden states are pooled by an attention mechanism that weights the time steps.
 
-What we changed and why: the paper does not publish layer sizes, window length or training
-schedule, so ``conf/model/lstm.yaml`` uses two LSTM layers of 64 units, dropout 0.2 and
-additive attention pooling, which fit a 10-minute CPU budget. ``cell="gru"`` gives the GRU
-twin (``model=gru``) with everything else equal, for a like-for-like comparison.
+What we changed and why: the paper does not publish layer sizes, input shaping, window length
+or training schedule, so ``conf/model/lstm.yaml`` uses two LSTM layers of 64 units, dropout 0.2
+and additive attention pooling. The window is fed as non-overlapping frames of
+``frame_length`` samples (9 samples = 25 ms at 360 Hz: 28 steps for a 0.7 s beat window)
+rather than one sample per step: sample by sample (``frame_length=1``, 252 steps) the LSTM sat
+at the class prior for the first 150 Adam steps in our trials and trained 10x slower per step,
+while the framed LSTM reached a training loss of 0.13 within 1000 steps. ``cell="gru"`` gives
+the GRU twin (``model=gru``) with everything else equal, for a like-for-like comparison.
 """
 
 from __future__ import annotations
@@ -34,26 +38,37 @@ class AttentionPooling(nn.Module):
 
 
 class RecurrentClassifier(nn.Module):
-    """LSTM (or GRU) over the samples of a beat window, attention pooling, linear head.
+    """LSTM (or GRU) over frames of a beat window, attention pooling, linear head.
 
-    Input ``[batch, channels, time]``; output class logits ``[batch, num_classes]``.
+    Input ``[batch, channels, time]``; output class logits ``[batch, num_classes]``. Each
+    recurrent step reads one frame: ``frame_length`` consecutive samples of every channel
+    (trailing samples that do not fill a frame are dropped).
     """
 
     def __init__(self, num_classes: int, in_channels: int, hidden_size: int = 64,
                  num_layers: int = 2, dropout: float = 0.2, bidirectional: bool = False,
-                 cell: str = "lstm", attention: bool = True) -> None:
+                 cell: str = "lstm", attention: bool = True, frame_length: int = 1) -> None:
         super().__init__()
         rnn = {"lstm": nn.LSTM, "gru": nn.GRU}.get(cell)
         if rnn is None:
             raise ValueError(f"model.net.cell={cell!r} is unknown; valid: lstm, gru")
-        self.rnn = rnn(in_channels, hidden_size, num_layers=num_layers, batch_first=True,
+        self.frame_length = frame_length
+        self.rnn = rnn(in_channels * frame_length, hidden_size, num_layers=num_layers,
+                       batch_first=True,
                        dropout=dropout if num_layers > 1 else 0.0, bidirectional=bidirectional)
         features = hidden_size * (2 if bidirectional else 1)
         # Without attention the last time step summarises the window, the classic RNN readout.
         self.pool = AttentionPooling(features) if attention else None
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(features, num_classes))
 
+    def frames(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, C, T]`` -> ``[B, T // frame_length, C * frame_length]``, time kept in order."""
+        batch, channels, time = x.shape
+        steps = time // self.frame_length
+        x = x[:, :, :steps * self.frame_length].reshape(batch, channels, steps, self.frame_length)
+        return x.permute(0, 2, 1, 3).reshape(batch, steps, channels * self.frame_length)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        states, _ = self.rnn(x.transpose(1, 2))  # the time axis becomes the sequence axis
+        states, _ = self.rnn(self.frames(x))
         summary = self.pool(states) if self.pool is not None else states[:, -1]
         return self.head(summary)

@@ -1,0 +1,455 @@
+"""Speed and memory benchmarks: mitdb preparation, training throughput, loader share, RSS.
+
+    python -m ecg_lightning.bench [--out outputs/bench] [--quick]
+    ECG_DATA_DIR=../shared/data make bench
+
+Writes one JSON report per benchmark under ``--out`` (``prepare_mitdb.json``,
+``train_throughput.json``, ``dataloader_share.json``, ``memory.json``) and a ``summary.json``;
+every report holds the date, machine facts, the measured figures, the targets and whether each
+is met. A compact table is printed at the end.
+
+* **prepare_mitdb**: cold = ``prepare_data()`` into a fresh cache folder (reads every record,
+  filters, cuts windows, writes the cache); warm = a new datamodule's ``prepare_data()`` +
+  ``setup("fit")`` on that cache. Timed in-process, imports excluded. "Cold" means a cold
+  *cache*: the raw files are in the OS page cache after the first read.
+* **train_throughput**: samples/s of the Lightning loop (the real ``ClassificationTask`` under
+  ``Trainer.fit``) against a plain PyTorch loop that drives the same pieces (net, loss module,
+  Adam from the task's optimiser factory, train-accuracy metric) over the same train loader,
+  batch size and step count, seeded alike. Runs alternate (plain-lightning, lightning-plain,
+  ...) so that a drift in machine load, or any effect of going first, cancels out of the
+  medians; the ratio is what matters on a shared machine.
+* **dataloader_share**: time the plain loop spends waiting for batches, as a share of its time.
+* **memory**: peak resident set size after preparation and after everything.
+
+The default config (``data=mitdb model=lstm loss=ce optimizer=adam``) is composed with
+``compose_config``, as ``python -m ecg_lightning.run`` composes it; ``torch`` keeps its default
+thread count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import platform
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from ecg_lightning.run import build_model
+from ecg_lightning.summary import compose_config
+
+SEED = 0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How many repetitions and steps each benchmark runs."""
+
+    cold_repeats: int = 3
+    warm_repeats: int = 5
+    warmup_steps: int = 3
+    # Whole runs vary by ~5-10 % on a shared VM, so many shorter runs beat a few long ones.
+    timed_steps: int = 15
+    rounds: int = 6  # one plain and one Lightning run each; even, so each loop goes first equally
+    # A run stops after the timed batch that crosses this budget (a loaded machine can slow
+    # steps tenfold): the bench stays within minutes, and each run reports its batch count.
+    run_budget_s: float = 20.0
+
+
+QUICK = Settings(cold_repeats=1, warm_repeats=3, warmup_steps=1, timed_steps=4, rounds=2,
+                 run_budget_s=5.0)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A figure's target: ``figure op threshold``; informative targets do not fail the bench."""
+
+    figure: str
+    op: str  # "<" or ">="
+    threshold: float
+    informative: bool = False
+
+    def check(self, figures: dict) -> dict:
+        value = figures[self.figure]
+        met = value < self.threshold if self.op == "<" else value >= self.threshold
+        return {"figure": self.figure, "value": value, "target": f"{self.op} {self.threshold:g}",
+                "met": bool(met), "informative": self.informative}
+
+
+# ---------------------------------------------------------------------------- helpers
+def machine_facts() -> dict:
+    """What the figures depend on: cores, platform, versions, threads and the current load."""
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "platform": platform.platform(),
+        "machine": platform.machine(),  # not platform.processor(): it forks `uname -p`
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "lightning": L.__version__,
+        "torch_num_threads": torch.get_num_threads(),
+        "load_average_1_5_15min": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def peak_rss_mib(who: int = resource.RUSAGE_SELF) -> float:
+    """Peak resident set size of this process (or of its largest finished child) in MiB."""
+    peak = resource.getrusage(who).ru_maxrss
+    return round(peak / 2**20 if sys.platform == "darwin" else peak / 2**10, 1)  # bytes vs KiB
+
+
+def timed(action, *args) -> float:
+    """Seconds that ``action(*args)`` takes."""
+    start = time.perf_counter()
+    action(*args)
+    return time.perf_counter() - start
+
+
+def now_iso() -> str:
+    return dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def rounded(values: list[float], digits: int = 4) -> list[float]:
+    return [round(v, digits) for v in values]
+
+
+def write_report(out_dir: Path, name: str, figures: dict, targets: list[Target],
+                 notes: dict) -> dict:
+    """Write ``<out_dir>/<name>.json`` (date, machine, figures, checks, notes); return it."""
+    checks = [target.check(figures) for target in targets]
+    report = {"benchmark": name, "date": now_iso(),
+              "machine": machine_facts(), "figures": figures, "checks": checks,
+              "all_met": all(c["met"] for c in checks if not c["informative"]), "notes": notes}
+    (out_dir / f"{name}.json").write_text(json.dumps(report, indent=1) + "\n")
+    return report
+
+
+# ---------------------------------------------------------------------------- preparation
+def new_datamodule(cfg: DictConfig, cache_dir: Path):
+    """The configured datamodule on ``cache_dir``; never downloads (a bench times preprocessing)."""
+    return instantiate(cfg.data, cache_dir=str(cache_dir), download=False)
+
+
+def prepare_and_setup(datamodule) -> None:
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+
+
+def bench_prepare(cfg: DictConfig, workdir: Path, settings: Settings):
+    """Cold and warm preparation times; returns (figures, targets, notes, warm datamodule)."""
+    cold, cache = [], None
+    for repeat in range(settings.cold_repeats):
+        if cache is not None:
+            shutil.rmtree(cache)  # keep only the newest cache: the warm runs read it
+        cache = workdir / f"cache-{repeat}"
+        cold.append(timed(new_datamodule(cfg, cache).prepare_data))
+    warm = []
+    for _ in range(settings.warm_repeats):
+        datamodule = new_datamodule(cfg, cache)
+        warm.append(timed(prepare_and_setup, datamodule))
+    cache_bytes = sum(f.stat().st_size for f in cache.rglob("*") if f.is_file())
+    figures = {
+        "cold_median_s": round(median(cold), 4), "cold_runs_s": rounded(cold),
+        "warm_median_s": round(median(warm), 4), "warm_runs_s": rounded(warm),
+        "cache_mib": round(cache_bytes / 2**20, 1),
+        "items": {name: int(len(index)) for name, index in datamodule.splits.items()},
+        "peak_rss_mib_after": peak_rss_mib(),
+        # The largest preprocessing worker; a forked worker also counts the pages it shares
+        # with this process, so this overlaps with the figure above.
+        "peak_rss_workers_mib": peak_rss_mib(resource.RUSAGE_CHILDREN),
+    }
+    targets = [Target("cold_median_s", "<", 2.0), Target("warm_median_s", "<", 0.2)]
+    notes = {"cold": "fresh cache folder per run: MITBIHDataModule.prepare_data() builds the "
+                     "cache (all records read, band-passed, windowed, written); the raw files "
+                     "are in the OS page cache after the first run",
+             "warm": "cache present: a new datamodule's prepare_data() + setup('fit')",
+             "config": "default data config (data=mitdb) with cache_dir=<temp>, download=false"}
+    return figures, targets, notes, datamodule
+
+
+# ---------------------------------------------------------------------------- training
+def build_task(cfg: DictConfig, datamodule, seed: int = SEED) -> L.LightningModule:
+    """The config's LightningModule, built as ``run`` builds it, freshly seeded."""
+    L.seed_everything(seed, verbose=False)
+    return build_model(cfg, datamodule)
+
+
+def plain_loop(task: L.LightningModule, loader, settings: Settings, _workdir: Path) -> dict:
+    """What ``training_step`` does, without Lightning: forward, loss, probabilities and the
+    train-accuracy update, then zero_grad, backward and the optimiser step; at the end the
+    accuracy's compute and reset (the task logs it per epoch). Times batch fetches and the
+    metric separately."""
+    optimizer = task.configure_optimizers()  # the task's own Adam factory (no scheduler)
+    task.train()
+    batches = iter(loader)
+    fetch_s = metric_s = 0.0
+    timed_batches = samples = 0
+    for step in range(settings.warmup_steps + settings.timed_steps):
+        if step == settings.warmup_steps:
+            fetch_s = metric_s = 0.0
+            start = time.perf_counter()
+        fetched = time.perf_counter()
+        x, y = next(batches)
+        computed = time.perf_counter()
+        fetch_s += computed - fetched
+        logits = task(x)
+        loss = task.loss(logits, y)
+        measured = time.perf_counter()
+        task.train_accuracy(task.probabilities(logits), y)
+        metric_s += time.perf_counter() - measured
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step >= settings.warmup_steps:
+            timed_batches += 1
+            samples += len(y)
+            if time.perf_counter() - start > settings.run_budget_s:
+                break
+    measured = time.perf_counter()
+    task.train_accuracy.compute()
+    task.train_accuracy.reset()
+    metric_s += time.perf_counter() - measured
+    seconds = time.perf_counter() - start
+    return {"batches": timed_batches, "samples": samples, "seconds": seconds, "fetch_s": fetch_s,
+            "metric_s": metric_s}
+
+
+class StepTimer(L.Callback):
+    """Clock from the start of the first batch after ``warmup`` batches to the end of fit;
+    stops the fit once the timed batches have taken more than ``budget_s``."""
+
+    def __init__(self, warmup: int, budget_s: float) -> None:
+        self.warmup, self.budget_s = warmup, budget_s
+        self.batches = self.samples = 0
+        self.start = self.seconds = None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        if self.batches == self.warmup:
+            self.start = time.perf_counter()
+        if self.batches >= self.warmup:
+            self.samples += len(batch[1])
+        self.batches += 1
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        if self.start is not None and time.perf_counter() - self.start > self.budget_s:
+            trainer.should_stop = True
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.seconds = time.perf_counter() - self.start
+
+
+def lightning_loop(task: L.LightningModule, loader, settings: Settings, workdir: Path) -> dict:
+    """``Trainer.fit`` of the task for ``warmup + timed`` steps, without validation or logging."""
+    timer = StepTimer(settings.warmup_steps, settings.run_budget_s)
+    trainer = L.Trainer(max_steps=settings.warmup_steps + settings.timed_steps,
+                        limit_val_batches=0, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False,
+                        num_sanity_val_steps=0, accelerator="cpu", devices=1, callbacks=[timer],
+                        default_root_dir=str(workdir))
+    trainer.fit(task, train_dataloaders=loader)
+    return {"batches": timer.batches - settings.warmup_steps, "samples": timer.samples,
+            "seconds": timer.seconds}
+
+
+LOOPS = {"plain": plain_loop, "lightning": lightning_loop}
+
+
+def interleaved_runs(cfg: DictConfig, datamodule, settings: Settings, workdir: Path) -> list[dict]:
+    """Every run of both loops, alternating their order from one round to the next."""
+    runs = []
+    for round_ in range(settings.rounds):
+        for name in (LOOPS if round_ % 2 == 0 else reversed(LOOPS)):
+            task = build_task(cfg, datamodule)  # seeds, so both loops see the same batches
+            result = LOOPS[name](task, datamodule.train_dataloader(), settings, workdir)
+            result = {"loop": name, "round": round_, **result,
+                      "samples_per_s": result["samples"] / result["seconds"]}
+            runs.append({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()})
+    return runs
+
+
+def bench_training(runs: list[dict], batch_size: int, settings: Settings):
+    """Throughput figures of the interleaved runs; returns (figures, targets, notes)."""
+    plain = [r for r in runs if r["loop"] == "plain"]
+    lightning = [r for r in runs if r["loop"] == "lightning"]
+    plain_rate = median([r["samples_per_s"] for r in plain])
+    bare_rate = median([r["samples"] / (r["seconds"] - r["metric_s"]) for r in plain])
+    lightning_rate = median([r["samples_per_s"] for r in lightning])
+    per_round = [l["samples_per_s"] / p["samples_per_s"] for p, l in zip(plain, lightning)]
+    figures = {
+        "batch_size": batch_size, "warmup_steps": settings.warmup_steps,
+        "timed_steps": settings.timed_steps, "rounds": settings.rounds,
+        "run_budget_s": settings.run_budget_s,
+        "order": [r["loop"] for r in runs], "runs": runs,
+        "plain_samples_per_s_median": round(plain_rate, 2),
+        "lightning_samples_per_s_median": round(lightning_rate, 2),
+        "ratio_lightning_over_plain": round(lightning_rate / plain_rate, 4),
+        "ratio_per_round": rounded(per_round),
+        "ratio_per_round_median": round(median(per_round), 4),
+        "plain_without_metric_samples_per_s_median": round(bare_rate, 2),
+        "ratio_lightning_over_plain_without_metric": round(lightning_rate / bare_rate, 4),
+    }
+    targets = [Target("ratio_lightning_over_plain", ">=", 0.95)]
+    notes = {
+        "model": "default config: model=lstm (RecurrentClassifier, built with "
+                 "run.instantiate_with_facts), loss=ce, optimizer=adam; fresh and seeded "
+                 f"(seed {SEED}) for every run",
+        "data": "the datamodule's train_dataloader() (shuffled, num_workers from the config)",
+        "plain": "forward, loss module, softmax probabilities, train-accuracy metric forward, "
+                 "zero_grad, backward, Adam step; accuracy compute+reset at the end; timed from "
+                 "the fetch of the first timed batch to the end",
+        "plain_without_metric": "the plain runs minus their measured metric time (derived, "
+                                "not a separate run)",
+        "lightning": "Trainer.fit of the real ClassificationTask (its training_step logs "
+                     "train/loss and train/accuracy), logger/checkpointing/progress bar/"
+                     "validation off; timed from on_train_batch_start of the first timed batch "
+                     "to on_train_end (Lightning prefetches one batch ahead, so one fetch, "
+                     "about 2 ms, falls outside its window)",
+        "warmup": "the first warmup_steps batches of each run are excluded from the count",
+        "budget": "a run stops after the timed batch that crosses run_budget_s; 'batches' "
+                  "is what each run timed",
+    }
+    return figures, targets, notes
+
+
+def bench_dataloader_share(runs: list[dict]):
+    """Share of the plain loop's time spent fetching batches; returns (figures, targets, notes)."""
+    plain = [r for r in runs if r["loop"] == "plain"]
+    shares = [100 * r["fetch_s"] / r["seconds"] for r in plain]
+    metric_shares = [100 * r["metric_s"] / r["seconds"] for r in plain]
+    figures = {"fetch_share_pct_median": round(median(shares), 3),
+               "fetch_share_pct_runs": rounded(shares, 3),
+               "fetch_ms_per_batch_median": round(median(
+                   [1000 * r["fetch_s"] / r["batches"] for r in plain]), 3),
+               "metric_share_pct_median": round(median(metric_shares), 3)}
+    targets = [Target("fetch_share_pct_median", "<", 5.0, informative=True)]
+    notes = {"measure": "time in next(train loader iterator) over the plain loop's timed time",
+             "metric_share": "time in the train-accuracy update (informative)"}
+    return figures, targets, notes
+
+
+# ---------------------------------------------------------------------------- summary
+def bench_memory(after_prepare: dict):
+    """Peak RSS after preparation and after everything; returns (figures, targets, notes)."""
+    figures = {"peak_rss_mib_after_prepare": after_prepare["peak_rss_mib_after"],
+               "peak_rss_mib_after_all": peak_rss_mib(),
+               "peak_rss_workers_mib": after_prepare["peak_rss_workers_mib"]}
+    notes = {"measure": "resource.getrusage(RUSAGE_SELF).ru_maxrss of this process; workers: "
+                        "RUSAGE_CHILDREN after preparation (the largest forked preprocessing "
+                        "worker, pages shared with this process included)"}
+    return figures, [], notes
+
+
+def write_summary(out_dir: Path, reports: list[dict], settings: Settings, seconds: float,
+                  load_at_start: tuple[float, float, float]) -> dict:
+    """``summary.json``: every check of every report, the settings and the total time.
+
+    The load average at start tells whether other processes shared the CPUs (noisy figures).
+    """
+    summary = {"benchmark": "summary", "date": now_iso(),
+               "machine": machine_facts(), "settings": asdict(settings),
+               "load_average_at_start_1_5_15min": [round(x, 2) for x in load_at_start],
+               "total_seconds": round(seconds, 1),
+               "peak_rss_mib": reports[-1]["figures"]["peak_rss_mib_after_all"],
+               "checks": {r["benchmark"]: r["checks"] for r in reports},
+               "all_met": all(r["all_met"] for r in reports),
+               "files": [f"{r['benchmark']}.json" for r in reports]}
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
+TABLE_FIGURES = {  # (report, figure) -> unit shown in the table
+    ("prepare_mitdb", "cold_median_s"): "s", ("prepare_mitdb", "warm_median_s"): "s",
+    ("train_throughput", "plain_samples_per_s_median"): "samples/s",
+    ("train_throughput", "lightning_samples_per_s_median"): "samples/s",
+    ("train_throughput", "ratio_lightning_over_plain"): "",
+    ("train_throughput", "ratio_per_round_median"): "",
+    ("train_throughput", "ratio_lightning_over_plain_without_metric"): "",
+    ("dataloader_share", "fetch_share_pct_median"): "%",
+    ("memory", "peak_rss_mib_after_prepare"): "MiB", ("memory", "peak_rss_mib_after_all"): "MiB",
+}
+
+
+def format_table(reports: list[dict], summary: dict) -> str:
+    """One line per headline figure: value, unit, target and whether it is met."""
+    checks = {(r["benchmark"], c["figure"]): c for r in reports for c in r["checks"]}
+    figures = {(r["benchmark"], name): value
+               for r in reports for name, value in r["figures"].items()}
+    row = "{:<17} {:<42} {:>10} {:<10} {:<8} {}"
+    lines = [row.format("benchmark", "figure", "value", "unit", "target", "met"), "-" * 96]
+    for key, unit in TABLE_FIGURES.items():
+        check = checks.get(key)
+        target = met = ""
+        if check is not None:
+            target = check["target"]
+            met = ("yes" if check["met"] else "NO") + (" (info)" if check["informative"] else "")
+        lines.append(row.format(*key, f"{figures[key]:g}", unit, target, met).rstrip())
+    machine = summary["machine"]
+    lines.append(f"{machine['cpu_count']} CPUs, torch {machine['torch']} with "
+                 f"{machine['torch_num_threads']} threads, load average at start "
+                 f"{summary['load_average_at_start_1_5_15min']}; "
+                 f"{summary['total_seconds']} s in all; all targets met: {summary['all_met']}")
+    return "\n".join(lines)
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning's banner and the warnings a deliberately bare Trainer provokes."""
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    for message in (".*does not have many workers.*", ".*val_dataloader.*",
+                    ".*validation_step.*", ".*Skipping val loop.*", ".*LeafSpec.*deprecated.*"):
+        warnings.filterwarnings("ignore", message=message)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m ecg_lightning.bench",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default="outputs/bench", help="folder of the JSON reports")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"fewer repeats and steps (a smoke run): {QUICK}")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    settings = QUICK if args.quick else Settings()
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    quiet_lightning()
+    started, load_at_start = time.perf_counter(), os.getloadavg()
+    cfg = compose_config([])
+    reports = []
+    with tempfile.TemporaryDirectory(prefix="ecg-bench-") as tmp:
+        workdir = Path(tmp)
+        figures, targets, notes, datamodule = bench_prepare(cfg, workdir, settings)
+        reports.append(write_report(out_dir, "prepare_mitdb", figures, targets, notes))
+        runs = interleaved_runs(cfg, datamodule, settings, workdir)
+        reports.append(write_report(out_dir, "train_throughput",
+                                    *bench_training(runs, datamodule.batch_size, settings)))
+        reports.append(write_report(out_dir, "dataloader_share", *bench_dataloader_share(runs)))
+        reports.append(write_report(out_dir, "memory", *bench_memory(reports[0]["figures"])))
+    summary = write_summary(out_dir, reports, settings, time.perf_counter() - started,
+                            load_at_start)
+    print(format_table(reports, summary))
+    print(f"reports in {out_dir}/: {', '.join(summary['files'])}, summary.json")
+    return summary
+
+
+if __name__ == "__main__":
+    main()
