@@ -433,10 +433,10 @@ def main(argv: list[str] | None = None) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     quiet_lightning()
     started, load_at_start = time.perf_counter(), os.getloadavg()
-    cfg = compose_config([])
     reports = []
     with tempfile.TemporaryDirectory(prefix="ecg-bench-") as tmp:
         workdir = Path(tmp)
+        cfg = compose_config([f"paths.output_dir={workdir}"])  # no Hydra run folder here
         figures, targets, notes, datamodule = bench_prepare(cfg, workdir, settings)
         reports.append(write_report(out_dir, "prepare_mitdb", figures, targets, notes))
         runs = interleaved_runs(cfg, datamodule, settings, workdir)
