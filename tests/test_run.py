@@ -21,10 +21,11 @@ from ecg_lightning.summary import compose_config
 RUN_ID = re.compile(r"MLflow run id: ([0-9a-f]{32})")
 
 
-def run_cli(root: Path, cache_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
+def run_cli(root: Path, cache_dir: Path, *overrides: str, flags: tuple[str, ...] = ()
+            ) -> subprocess.CompletedProcess:
     env = {**os.environ, "ECG_CACHE_DIR": str(cache_dir)}
     env.pop("MLFLOW_TRACKING_URI", None)
-    return subprocess.run([sys.executable, "-m", "ecg_lightning.run", f"paths.root_dir={root}",
+    return subprocess.run([sys.executable, "-m", "ecg_lightning.run", *flags, f"paths.root_dir={root}",
                            "callbacks.progress_bar.refresh_rate=0", *overrides],
                           capture_output=True, text=True, env=env, timeout=600)
 
@@ -110,3 +111,15 @@ def test_combinations_train_in_process(tmp_path, mitdb_cache_dir, overrides):
     assert 0.0 <= value <= 1.0
     assert "test/f1_macro" in metrics
     assert (tmp_path / "run" / "confusion_matrix.csv").exists()
+
+
+def test_multirun_sweep_records_one_tagged_run_per_job(tmp_path, mitdb_cache_dir):
+    """`-m model=lstm,gru`: two jobs, two MLflow runs in one experiment, tagged with the sweep."""
+    result = run_cli(tmp_path, mitdb_cache_dir, "model=lstm,gru", "debug=fdr", flags=("-m",))
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = client_for(tmp_path)
+    runs = client.search_runs([client.get_experiment_by_name("ecg-lightning").experiment_id])
+    assert sorted(r.data.tags["model"] for r in runs) == ["gru", "lstm"]
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert len({r.data.tags["sweep_dir"] for r in runs}) == 1
+    assert sorted(r.data.tags["sweep_job"] for r in runs) == ["0", "1"]
