@@ -4,6 +4,9 @@ Names: ``<stage>/accuracy``, ``<stage>/f1_macro``, ``<stage>/f1_weighted``,
 ``<stage>/auroc_macro`` and per class ``<stage>/<metric>/<class>`` for ``f1``, ``precision``,
 ``sensitivity``, ``specificity`` and ``auroc``.
 
+Macro F1 (torchmetrics) averages over the classes that occur in the targets or the
+predictions; a class seen in neither is left out rather than counted as 0.
+
 AUROC: torchmetrics gives 0.0 (not NaN) for a class without positives, and its macro average
 then counts that 0. We therefore compute AUROC per class and average over the classes present
 in the split; absent classes get no per-class AUROC and are listed in the test report.
