@@ -10,9 +10,14 @@ predictions; a class seen in neither is left out rather than counted as 0.
 AUROC: torchmetrics gives 0.0 (not NaN) for a class without positives, and its macro average
 then counts that 0. We therefore compute AUROC per class and average over the classes present
 in the split; absent classes get no per-class AUROC and are listed in the test report.
+
+Class names that are not valid in a metric name (MIT-BIH symbols such as ``/`` or ``"`` under
+``label_scheme=symbols``) are logged under a readable alias, see ``metric_key``.
 """
 
 from __future__ import annotations
+
+import re
 
 import torch
 from torchmetrics import MetricCollection
@@ -20,6 +25,16 @@ from torchmetrics.classification import (AUROC, Accuracy, ConfusionMatrix, F1Sco
                                          Recall, Specificity)
 
 PER_CLASS = ("f1", "precision", "sensitivity", "specificity", "auroc")
+# MIT-BIH annotation symbols that MLflow refuses in a metric name (or that collide once cleaned).
+SYMBOL_ALIASES = {"/": "paced", "+": "rhythm_change", "~": "noise_change", "!": "flutter_wave",
+                  '"': "comment", "|": "isolated_qrs_artifact", "[": "vf_onset", "]": "vf_end"}
+
+
+def metric_key(class_name: str) -> str:
+    """A class name usable as the last part of a metric name (MLflow: letters, digits, _-. )."""
+    if re.fullmatch(r"[A-Za-z0-9_.\- ]+", class_name):
+        return class_name
+    return SYMBOL_ALIASES.get(class_name, "sym_" + "_".join(f"{ord(c):x}" for c in class_name))
 
 
 def classification_metrics(num_classes: int, task: str = "multiclass") -> MetricCollection:
@@ -57,7 +72,7 @@ def flatten(stage: str, results: dict[str, torch.Tensor], class_names: list[str]
         for index, name in enumerate(class_names):
             if metric in ("auroc", "sensitivity") and not present[index]:
                 continue  # undefined without positives
-            flat[f"{stage}/{metric}/{name}"] = float(results[metric][index])
+            flat[f"{stage}/{metric}/{metric_key(name)}"] = float(results[metric][index])
     return flat
 
 

@@ -75,7 +75,11 @@ def train(cfg: DictConfig) -> tuple[float, dict]:
             tracking.start_run(mlflow, cfg, datamodule, output_dir=output_dir, extra_params={
                 "model/num_params": sum(p.numel() for p in model.parameters()),
                 "loss/class_weights": _class_weights(model.loss),
-                "data/train_class_counts": dict(zip(datamodule.class_names, datamodule.class_counts)),
+                # One string, not a dict: class names such as "/" or '"' (label_scheme=symbols)
+                # are not valid MLflow param keys once flattened.
+                "data/train_class_counts": " ".join(
+                    f"{name}:{count}" for name, count in zip(datamodule.class_names,
+                                                             datamodule.class_counts)),
             })
             log.info("MLflow run %s in %s", mlflow.run_id, mlflow._tracking_uri)
         metrics = {}

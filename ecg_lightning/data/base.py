@@ -8,6 +8,13 @@ A database subclass supplies four things:
 * ``setup_items(arrays, info)``: set ``inputs`` [N, C, T], ``targets``, ``groups`` (subject of
   every item) and ``class_names``; and ``split_indices()``: the train/val/test index arrays.
 
+Shared preprocessing after the splits: ``pca_components=K`` fits a PCA on the training split's
+flattened inputs only and projects every item onto it, so inputs become ``[N, 1, K]``: one
+channel whose "time" axis is the sequence of principal-component scores. The fitted PCA is
+the datamodule's ``state_dict()`` (plain lists of floats), which Lightning stores in every
+checkpoint and restores with ``load_state_dict()``, so a checkpoint is tested on the same
+projection it was trained on.
+
 Data-root contract: ``data.root``, else ``$ECG_DATA_DIR/<slug>``, else ``<data_dir>/<slug>``.
 """
 
@@ -42,8 +49,11 @@ class ECGDataModule(L.LightningDataModule):
 
     def __init__(self, root: str | None = None, data_dir: str = "data",
                  cache_dir: str = "outputs/cache", split: str = "record", seed: int = 0,
-                 batch_size: int = 256, num_workers: int = 0, download: bool = True) -> None:
+                 batch_size: int = 256, num_workers: int = 0, download: bool = True,
+                 pca_components: int | None = None) -> None:
         super().__init__()
+        if pca_components is not None and pca_components < 1:
+            raise ValueError(f"data.pca_components={pca_components} must be a positive integer or null")
         self._root = root
         self.data_dir = data_dir
         self.cache_dir = cache_dir
@@ -52,12 +62,15 @@ class ECGDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.download = download
+        self.pca_components = pca_components
+        self._pca: dict | None = None  # fitted (or loaded) PCA, see state_dict()
         # Filled by setup().
         self.inputs: np.ndarray | None = None
         self.targets: np.ndarray | None = None
         self.groups: np.ndarray | None = None
         self.class_names: list[str] = []
         self.splits: dict[str, np.ndarray] | None = None
+        self._raw_inputs: np.ndarray | None = None  # inputs before PCA
         self._datasets: dict[str, TensorDataset] = {}
 
     # ------------------------------------------------------------------ subclass hooks
@@ -129,8 +142,52 @@ class ECGDataModule(L.LightningDataModule):
             self.setup_items(*self.cached_arrays())
             self.splits = {name: np.asarray(idx, dtype=np.int64)
                            for name, idx in self.split_indices().items()}
+            self._raw_inputs = self.inputs
+            if self.pca_components is not None:
+                if self._pca is None:  # a state loaded before setup is used as it is
+                    self._pca = self.fit_pca()
+                self.apply_pca()
         for name in STAGE_SPLITS.get(stage, ("train", "val", "test")):
             self.dataset(name)
+
+    # ------------------------------------------------------------------ PCA
+    def fit_pca(self) -> dict:
+        """Fit ``pca_components`` principal components on the training split only."""
+        from sklearn.decomposition import PCA
+
+        train = self._raw_inputs[self.splits["train"]].reshape(len(self.splits["train"]), -1)
+        if self.pca_components > train.shape[1]:
+            raise ValueError(f"data.pca_components={self.pca_components} exceeds the input length "
+                             f"{train.shape[1]} (channels x samples per item); choose at most that")
+        pca = PCA(n_components=self.pca_components, random_state=self.seed).fit(train)
+        return {"components": pca.components_.tolist(), "mean": pca.mean_.tolist(),
+                "explained_variance_ratio": pca.explained_variance_ratio_.tolist()}
+
+    def apply_pca(self) -> None:
+        """Project every item onto the fitted components: ``inputs`` becomes ``[N, 1, K]``."""
+        components = np.asarray(self._pca["components"], dtype=np.float32)
+        mean = np.asarray(self._pca["mean"], dtype=np.float32)
+        flat = self._raw_inputs.reshape(len(self._raw_inputs), -1)
+        if flat.shape[1] != components.shape[1]:
+            raise ValueError(f"the PCA state expects inputs of length {components.shape[1]}, "
+                             f"these items have {flat.shape[1]}: a checkpoint of other preprocessing?")
+        self.inputs = ((flat - mean) @ components.T)[:, None, :].astype(np.float32)
+        self._datasets = {}  # rebuilt from the projected inputs
+
+    def state_dict(self) -> dict:
+        """The fitted PCA as plain lists of floats (checkpoints load with ``weights_only=True``)."""
+        return {"pca": self._pca} if self._pca is not None else {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Use a saved PCA instead of refitting; re-projects the items if setup already ran."""
+        if not state_dict.get("pca"):
+            return
+        if self.pca_components is None:
+            raise ValueError("the checkpoint holds a PCA but data.pca_components is null; "
+                             f"set it to {len(state_dict['pca']['components'])}")
+        self._pca = state_dict["pca"]
+        if self._raw_inputs is not None:
+            self.apply_pca()
 
     def dataset(self, name: str) -> TensorDataset:
         """The TensorDataset of one split, built on first use."""
@@ -180,6 +237,11 @@ class ECGDataModule(L.LightningDataModule):
         card = {"database": self.slug, "root": str(self.root), "task": self.task,
                 "split": self.split, "label_classes": self.class_names,
                 "cache": str(self.cache_path), **self.describe_preprocessing(), "splits": {}}
+        if self._pca is not None:
+            ratios = self._pca["explained_variance_ratio"]
+            card["pca"] = {"components": len(ratios), "fitted_on": "train",
+                           "explained_variance": round(float(sum(ratios)), 4),
+                           "explained_variance_ratio": [round(r, 4) for r in ratios]}
         for name, index in self.splits.items():
             card["splits"][name] = {
                 "items": int(len(index)),

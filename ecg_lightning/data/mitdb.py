@@ -216,7 +216,7 @@ class MITBIHDataModule(ECGDataModule):
         return {"split_paradigm": self.split_paradigm, "label_scheme": self.label_scheme,
                 "sampling_rate_hz": self.info["fs"], "lead": [self.lead],
                 "window_seconds": {"pre": self.pre_seconds, "post": self.post_seconds},
-                "window_samples": self.seq_len, "bandpass_hz": self.bandpass,
+                "window_samples": int(self._raw_inputs.shape[2]), "bandpass_hz": self.bandpass,
                 "normalize": self.normalize, "exclude_paced": self.exclude_paced,
                 "records_per_split": {name: sorted(map(int, np.unique(self.records[idx])))
                                       for name, idx in self.splits.items()},

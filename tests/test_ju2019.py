@@ -1,0 +1,113 @@
+"""Ju et al. 2019: PCA in the datamodule base (train-only fit, checkpointed state) and the DBGRU."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.decomposition import PCA
+
+from ecg_lightning.data.mitdb import MITBIHDataModule
+from ecg_lightning.models.ju2019 import DeepBidirectionalGRU
+from ecg_lightning.run import train
+from ecg_lightning.summary import compose_config
+
+K = 12
+
+
+@pytest.fixture(scope="module")
+def pca_datamodule(mitdb_dir, mitdb_cache_dir):
+    datamodule = MITBIHDataModule(root=str(mitdb_dir), cache_dir=str(mitdb_cache_dir),
+                                  pca_components=K)
+    datamodule.prepare_data()
+    datamodule.setup()
+    return datamodule
+
+
+def test_pca_is_fitted_on_the_training_split_only(pca_datamodule):
+    dm = pca_datamodule
+    assert dm.inputs.shape == (len(dm.targets), 1, K)
+    assert dm.dataset("train").tensors[0].shape == (len(dm.splits["train"]), 1, K)
+    train_inputs = dm._raw_inputs[dm.splits["train"]].reshape(len(dm.splits["train"]), -1)
+    expected = PCA(n_components=K).fit(train_inputs)
+    components = np.asarray(dm.state_dict()["pca"]["components"])
+    for ours, theirs in zip(components, expected.components_):  # equal up to sign
+        assert abs(abs(float(ours @ theirs)) - 1.0) < 1e-3
+    # Fitted on all items instead, the mean would differ: the test split did not shape it.
+    all_mean = dm._raw_inputs.reshape(len(dm.inputs), -1).mean(axis=0)
+    assert np.allclose(dm.state_dict()["pca"]["mean"], expected.mean_, atol=1e-5)
+    assert not np.allclose(dm.state_dict()["pca"]["mean"], all_mean, atol=1e-5)
+    card = dm.describe()
+    assert card["pca"]["components"] == K and 0.0 < card["pca"]["explained_variance"] <= 1.0
+    assert card["window_samples"] == 252
+
+
+def test_state_dict_round_trip_reuses_the_projection(pca_datamodule, mitdb_dir, mitdb_cache_dir,
+                                                     monkeypatch):
+    state = pca_datamodule.state_dict()
+    assert all(isinstance(v, float) for v in state["pca"]["mean"])  # plain lists, no numpy
+    other = MITBIHDataModule(root=str(mitdb_dir), cache_dir=str(mitdb_cache_dir),
+                             pca_components=K, split="record")  # other train split: other fit
+    other.load_state_dict(state)
+    monkeypatch.setattr(other, "fit_pca", lambda: pytest.fail("refitted a loaded PCA"))
+    other.setup()
+    assert other.state_dict() == state
+    same = np.isin(other.item_index, pca_datamodule.item_index[:100])
+    np.testing.assert_allclose(other.inputs[same], pca_datamodule.inputs[:100], atol=1e-4)
+
+
+def test_too_many_components_is_a_clear_error(mitdb_dir, mitdb_cache_dir):
+    datamodule = MITBIHDataModule(root=str(mitdb_dir), cache_dir=str(mitdb_cache_dir),
+                                  pca_components=300)
+    with pytest.raises(ValueError, match="pca_components=300 exceeds the input length 252"):
+        datamodule.setup()
+
+
+def test_dbgru_forward_shape():
+    net = DeepBidirectionalGRU(num_classes=23, in_channels=1)
+    assert len(net.grus) == 6 and net.grus[0].bidirectional
+    assert net(torch.randn(4, 1, 30)).shape == (4, 23)
+
+
+def compose(tmp_path, cache_dir, *overrides, logger="csv"):
+    return compose_config([*overrides, f"logger={logger}", f"paths.root_dir={tmp_path}",
+                           f"paths.output_dir={tmp_path}/run", f"paths.cache_dir={cache_dir}",
+                           "callbacks.progress_bar.refresh_rate=0"])
+
+
+def test_paper_preset_trains_in_process(tmp_path, mitdb_cache_dir, monkeypatch):
+    """fast_dev_run of the preset, logged to MLflow: symbol class names such as "/" and '"'
+    once made invalid MLflow param keys."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = compose(tmp_path, mitdb_cache_dir, "experiment=ju2019_dbgru_mitdb", "debug=fdr",
+                  logger="mlflow")
+    value, metrics = train(cfg)
+    assert 0.0 <= value <= 1.0 and "test/accuracy" in metrics
+    assert cfg.data.pca_components == 30 and cfg.data.label_scheme == "symbols"
+
+
+def test_checkpoint_carries_the_pca_and_loads_weights_only(tmp_path, mitdb_cache_dir):
+    cfg = compose(tmp_path, mitdb_cache_dir, "experiment=ju2019_dbgru_mitdb_interpatient",
+                  "debug=limit", "data.pca_components=8", "model.net.hidden_sizes=[16,16]",
+                  "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
+                  "trainer.limit_test_batches=1")
+    train(cfg)
+    best = sorted((tmp_path / "run" / "checkpoints").glob("best-*.ckpt"))
+    assert best, list((tmp_path / "run").rglob("*"))
+    checkpoint = torch.load(best[0], weights_only=True)
+    pca = checkpoint["MITBIHDataModule"]["pca"]
+    assert np.asarray(pca["components"]).shape == (8, 252)
+    assert len(pca["explained_variance_ratio"]) == 8
+
+
+def test_symbol_class_names_give_valid_metric_names():
+    """MLflow refuses "val/f1//" (symbol "/"): such symbols are logged under an alias."""
+    from mlflow.utils.validation import _validate_metric_name
+
+    from ecg_lightning.data.labels import MITDB_SYMBOLS
+    from ecg_lightning.metrics import metric_key
+
+    keys = [f"val/f1/{metric_key(s)}" for s in MITDB_SYMBOLS]
+    assert len(set(keys)) == len(keys) and "val/f1/paced" in keys and "val/f1/N" in keys
+    for key in keys:
+        _validate_metric_name(key)
