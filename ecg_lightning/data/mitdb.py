@@ -64,16 +64,15 @@ def read_beat_windows(path: Path, lead: str, fs: float | None, bandpass, pre_sec
 
     Annotations too close to either end for a full window are dropped and counted.
     """
-    header = wfdb.rdheader(str(path))
-    if lead not in header.sig_name:
-        return None
     try:
         record = wfdb.rdrecord(str(path), channel_names=[lead])
     except Exception as error:  # wfdb reports truncation as a numpy broadcast error
         size = path.with_suffix(".dat").stat().st_size if path.with_suffix(".dat").exists() else 0
         raise ValueError(f"record {path}: cannot read its signal ({error}); the header promises "
-                         f"{header.sig_len} samples, the data file has {size} bytes - truncated "
-                         "or corrupt?") from error
+                         f"{wfdb.rdheader(str(path)).sig_len} samples, the data file has {size} "
+                         "bytes - truncated or corrupt?") from error
+    if record.sig_name is None:  # wfdb returns no signal when the record lacks the lead
+        return None
     try:
         annotation = wfdb.rdann(str(path), "atr")
     except FileNotFoundError as error:
