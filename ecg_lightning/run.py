@@ -18,6 +18,7 @@ from pathlib import Path
 import hydra
 import lightning as L
 from hydra.utils import get_class, instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig, OmegaConf
 
@@ -53,6 +54,8 @@ def build(cfg: DictConfig):
     model = build_model(cfg, datamodule)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    if not loggers:  # logger=none: Lightning refuses a LearningRateMonitor with nothing to log to
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     return datamodule, model, callbacks, loggers
 
 

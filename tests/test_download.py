@@ -6,18 +6,16 @@ whose ``mitdb/1.0.0`` is a symlink to the real MIT-BIH database in ``$ECG_DATA_D
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import os
 import shutil
 import socket
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 import wfdb
+from conftest import serve_folder
 
 from ecg_lightning.data.download import (
     SUMS_FILE,
@@ -37,25 +35,14 @@ if not (MITDB / SUMS_FILE).is_file():
 TWO_RECORDS = [f"{rec}.{ext}" for rec in ("100", "101") for ext in ("hea", "dat", "atr")]
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # keep pytest output clean
-        pass
-
-
 @pytest.fixture(scope="module")
 def mirror(tmp_path_factory):
     """(served root folder, base URL of its ``files/`` tree) of a live local PhysioNet mirror."""
     root = tmp_path_factory.mktemp("mirror")
     (root / "files" / "mitdb").mkdir(parents=True)
     (root / "files" / "mitdb" / "1.0.0").symlink_to(MITDB, target_is_directory=True)
-    handler = functools.partial(_QuietHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}/files"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with serve_folder(root) as base_url:
+        yield root, f"{base_url}/files"
 
 
 def assert_nothing_left(dest: Path) -> None:

@@ -7,13 +7,26 @@ A database subclass supplies four things:
 * ``build_arrays()``: read the raw files and return ``(arrays, info)`` to cache;
 * ``setup_items(arrays, info)``: set ``inputs`` [N, C, T], ``targets``, ``groups`` (subject of
   every item) and ``class_names``; and ``split_indices()``: the train/val/test index arrays.
+  For ``spectrogram`` it also sets ``item_index`` (the cached row of every item) and caches
+  the windows under the array name ``signal_array`` (``"windows"``).
 
-Shared preprocessing after the splits: ``pca_components=K`` fits a PCA on the training split's
-flattened inputs only and projects every item onto it, so inputs become ``[N, 1, K]``: one
-channel whose "time" axis is the sequence of principal-component scores. The fitted PCA is
-the datamodule's ``state_dict()`` (plain lists of floats), which Lightning stores in every
-checkpoint and restores with ``load_state_dict()``, so a checkpoint is tested on the same
-projection it was trained on.
+Shared preprocessing after the splits (one input feature at most):
+
+* ``pca_components=K`` fits a PCA on the training split's flattened inputs only and projects
+  every item onto it, so inputs become ``[N, 1, K]``: one channel whose "time" axis is the
+  sequence of principal-component scores. The fitted PCA is the datamodule's ``state_dict()``
+  (plain lists of floats), which Lightning stores in every checkpoint and restores with
+  ``load_state_dict()``, so a checkpoint is tested on the same projection it was trained on.
+* ``spectrogram={nperseg, hop, nfft, window, log}`` replaces every window by its short-time
+  Fourier magnitude (``features.py``), inputs ``[N, C * F bins, frames]``. It is computed once
+  for every cached row and cached next to the windows under a hash of the preprocessing config
+  and the spectrogram config, so a label scheme or split change reuses it.
+
+Class imbalance, for single-label data: ``sampler=weighted`` draws training batches with
+torch's ``WeightedRandomSampler`` (inverse class frequency, with replacement, as many draws as
+training items, seeded); ``sampler=undersample`` keeps a random class-balanced subset of the
+training split (imbalanced-learn's ``RandomUnderSampler``, seeded), chosen once in ``setup``.
+``class_counts`` reports what training then draws, so a loss weighting never corrects twice.
 
 Data-root contract: ``data.root``, else ``$ECG_DATA_DIR/<slug>``, else ``<data_dir>/<slug>``.
 """
@@ -29,15 +42,17 @@ from typing import ClassVar
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
 from ecg_lightning.data.cache import CorruptCacheError, config_hash, read_cache, write_cache
 from ecg_lightning.data.download import DataUnavailableError, download_physionet
+from ecg_lightning.data.features import spectrogram, spectrogram_config
 
 log = logging.getLogger(__name__)
 
 STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",),
                 "predict": ("test",)}
+SAMPLERS = ("none", "weighted", "undersample")
 
 
 class ECGDataModule(L.LightningDataModule):
@@ -46,14 +61,26 @@ class ECGDataModule(L.LightningDataModule):
     slug: ClassVar[str]
     physionet_version: ClassVar[str | None] = None
     task: ClassVar[str] = "multiclass"  # or "multilabel"
+    signal_array: ClassVar[str] = "windows"  # the cached array the spectrogram transforms
 
     def __init__(self, root: str | None = None, data_dir: str = "data",
                  cache_dir: str = "outputs/cache", split: str = "record", seed: int = 0,
                  batch_size: int = 256, num_workers: int = 0, download: bool = True,
-                 pca_components: int | None = None) -> None:
+                 pca_components: int | None = None, sampler: str = "none",
+                 spectrogram: dict | None = None) -> None:
         super().__init__()
         if pca_components is not None and pca_components < 1:
             raise ValueError(f"data.pca_components={pca_components} must be a positive integer or null")
+        if sampler not in SAMPLERS:
+            raise ValueError(f"data.sampler={sampler!r} is unknown; valid: {', '.join(SAMPLERS)}")
+        if sampler != "none" and self.task == "multilabel":
+            raise ValueError(f"data.sampler={sampler} balances single-label classes, but {self.slug} "
+                             "items carry several labels; use data.sampler=none (and a loss "
+                             "weighting, e.g. loss=bce loss.weighting=inverse)")
+        spectrogram = spectrogram_config(spectrogram)
+        if spectrogram is not None and pca_components is not None:
+            raise ValueError("data.spectrogram and data.pca_components are both set: they are "
+                             "alternative input features; set one of them to null")
         self._root = root
         self.data_dir = data_dir
         self.cache_dir = cache_dir
@@ -64,13 +91,16 @@ class ECGDataModule(L.LightningDataModule):
         self.download = download
         self.pca_components = pca_components
         self._pca: dict | None = None  # fitted (or loaded) PCA, see state_dict()
+        self.sampler = sampler
+        self.spectrogram = spectrogram
         # Filled by setup().
         self.inputs: np.ndarray | None = None
         self.targets: np.ndarray | None = None
         self.groups: np.ndarray | None = None
         self.class_names: list[str] = []
         self.splits: dict[str, np.ndarray] | None = None
-        self._raw_inputs: np.ndarray | None = None  # inputs before PCA
+        self._raw_inputs: np.ndarray | None = None  # inputs before PCA or spectrogram
+        self._train_before_sampling: np.ndarray | None = None  # train split before undersampling
         self._datasets: dict[str, TensorDataset] = {}
 
     # ------------------------------------------------------------------ subclass hooks
@@ -121,34 +151,82 @@ class ECGDataModule(L.LightningDataModule):
 
     def cached_arrays(self) -> tuple[dict[str, np.ndarray], dict]:
         """Arrays for the current preprocessing config: read from the cache, else built."""
-        path = self.cache_path
-        try:
-            cached = read_cache(path)
-        except CorruptCacheError as error:
-            log.warning("%s; rebuilding it", error)
-            shutil.rmtree(path, ignore_errors=True)
-            cached = None
-        if cached is not None:
-            return cached
-        log.info("preprocessing %s from %s into %s", self.slug, self.root, path)
-        arrays, info = self.build_arrays()
-        info = {**info, "preprocessing": self.preprocessing_config()}
-        write_cache(path, arrays, info)
-        return read_cache(path)
+        def build():
+            log.info("preprocessing %s from %s into %s", self.slug, self.root, self.cache_path)
+            arrays, info = self.build_arrays()
+            return arrays, {**info, "preprocessing": self.preprocessing_config()}
+
+        return read_or_build(self.cache_path, build)
 
     # ------------------------------------------------------------------ setup
     def setup(self, stage: str | None = None) -> None:
         if self.splits is None:
-            self.setup_items(*self.cached_arrays())
+            arrays, info = self.cached_arrays()
+            self.setup_items(arrays, info)
             self.splits = {name: np.asarray(idx, dtype=np.int64)
                            for name, idx in self.split_indices().items()}
             self._raw_inputs = self.inputs
+            if self.spectrogram is not None:
+                self.inputs = self.spectrogram_inputs(arrays)
             if self.pca_components is not None:
                 if self._pca is None:  # a state loaded before setup is used as it is
                     self._pca = self.fit_pca()
                 self.apply_pca()
+            if self.sampler == "undersample":  # after the features: PCA sees the whole split
+                self._train_before_sampling = self.splits["train"]
+                self.splits["train"] = self.undersample(self.splits["train"])
         for name in STAGE_SPLITS.get(stage, ("train", "val", "test")):
             self.dataset(name)
+
+    # ------------------------------------------------------------------ spectrogram
+    @property
+    def spectrogram_cache_path(self) -> Path:
+        key = {"preprocessing": self.preprocessing_config(), "spectrogram": self.spectrogram}
+        return Path(self.cache_dir) / self.slug / f"stft-{config_hash(key)}"
+
+    def build_spectrogram(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        """Spectrograms of every cached row (not only this config's items): ``[rows, C*F, frames]``."""
+        signals = arrays[self.signal_array]
+        if signals.ndim == 2:  # one lead: [rows, T] -> [rows, 1, T]
+            signals = signals[:, None, :]
+        return spectrogram(signals, self.spectrogram)
+
+    def spectrogram_inputs(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        """The items' spectrograms, read from their cache entry, else computed and cached."""
+        if self.signal_array not in arrays or getattr(self, "item_index", None) is None:
+            raise NotImplementedError(
+                f"data.spectrogram needs {type(self).__name__} to cache its windows as "
+                f"{self.signal_array!r} and to set item_index (the cached row of every item)")
+
+        def build():
+            log.info("computing %s spectrograms into %s", self.slug, self.spectrogram_cache_path)
+            return ({"spectrogram": self.build_spectrogram(arrays)},
+                    {"preprocessing": self.preprocessing_config(), "spectrogram": self.spectrogram,
+                     "windows": str(self.cache_path)})
+
+        cached, _ = read_or_build(self.spectrogram_cache_path, build)
+        return np.asarray(cached["spectrogram"][self.item_index])  # rows -> items, in memory
+
+    # ------------------------------------------------------------------ class imbalance
+    def undersample(self, train: np.ndarray) -> np.ndarray:
+        """A random class-balanced subset of the training indices (every class cut to the smallest)."""
+        from imblearn.under_sampling import RandomUnderSampler
+
+        targets = self.targets[train]
+        present = [self.class_names[c] for c in np.unique(targets)]
+        if len(present) < 2:
+            raise ValueError(f"data.sampler=undersample needs two classes or more in the training "
+                             f"split; it holds {present or 'no item'}")
+        sampler = RandomUnderSampler(random_state=self.seed)
+        sampler.fit_resample(train.reshape(-1, 1), targets)  # the indices stand in for the items
+        return np.sort(train[sampler.sample_indices_])
+
+    def weighted_sampler(self) -> WeightedRandomSampler:
+        """Training draws with probability inverse to class size: balanced batches in expectation."""
+        targets = torch.from_numpy(self.targets[self.splits["train"]])
+        weights = 1.0 / torch.bincount(targets, minlength=self.num_classes)[targets].double()
+        return WeightedRandomSampler(weights, num_samples=len(targets), replacement=True,
+                                     generator=torch.Generator().manual_seed(self.seed))
 
     # ------------------------------------------------------------------ PCA
     def fit_pca(self) -> dict:
@@ -222,21 +300,44 @@ class ECGDataModule(L.LightningDataModule):
 
     def split_counts(self, name: str) -> np.ndarray:
         """Items per class in one split (positives per label for multilabel data)."""
-        targets = self.targets[self.splits[name]]
+        return self._counts(self.splits[name])
+
+    def _counts(self, index: np.ndarray) -> np.ndarray:
+        targets = self.targets[index]
         if self.task == "multilabel":
             return targets.sum(axis=0).astype(np.int64)
         return np.bincount(targets, minlength=self.num_classes)
 
+    def _per_class(self, index: np.ndarray) -> dict[str, int]:
+        return dict(zip(self.class_names, map(int, self._counts(index))))
+
     @property
     def class_counts(self) -> list[int]:
-        """Training-split class counts, from which losses derive their class weights."""
-        return self.split_counts("train").tolist()
+        """Class counts of what training draws, from which losses derive their class weights.
+
+        The training split's counts (after ``undersample``, the balanced subset); with
+        ``sampler=weighted`` the expected draws per epoch, equal over the classes present, so
+        that ``loss.weighting`` does not correct a second time what the sampler balanced.
+        """
+        counts = self.split_counts("train")
+        if self.sampler == "weighted":
+            present = counts > 0
+            counts = np.where(present, round(counts.sum() / present.sum()), 0)
+        return counts.tolist()
 
     def describe(self) -> dict:
         """The dataset card: what ``python -m ecg_lightning.summary`` prints."""
         card = {"database": self.slug, "root": str(self.root), "task": self.task,
                 "split": self.split, "label_classes": self.class_names,
                 "cache": str(self.cache_path), **self.describe_preprocessing(), "splits": {}}
+        card["sampler"] = self.sampler
+        if self._train_before_sampling is not None:
+            card["train_before_undersampling"] = self._per_class(self._train_before_sampling)
+        if self.sampler == "weighted":  # the train split below is what the sampler draws from
+            card["train_drawn_per_epoch_expected"] = dict(zip(self.class_names, self.class_counts))
+        if self.spectrogram is not None:
+            card["spectrogram"] = {**self.spectrogram, "input_channels": self.in_channels,
+                                   "frames": self.seq_len, "cache": str(self.spectrogram_cache_path)}
         if self._pca is not None:
             ratios = self._pca["explained_variance_ratio"]
             card["pca"] = {"components": len(ratios), "fitted_on": "train",
@@ -246,21 +347,37 @@ class ECGDataModule(L.LightningDataModule):
             card["splits"][name] = {
                 "items": int(len(index)),
                 "subjects": sorted({str(g) for g in np.unique(self.groups[index])}),
-                "per_class": dict(zip(self.class_names, map(int, self.split_counts(name)))),
+                "per_class": self._per_class(index),
             }
         return card
 
     # ------------------------------------------------------------------ loaders
-    def _loader(self, name: str, shuffle: bool) -> DataLoader:
-        return DataLoader(self.dataset(name), batch_size=self.batch_size, shuffle=shuffle,
+    def _loader(self, name: str, shuffle: bool, sampler=None) -> DataLoader:
+        return DataLoader(self.dataset(name), batch_size=self.batch_size,
+                          shuffle=shuffle and sampler is None, sampler=sampler,
                           num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        sampler = self.weighted_sampler() if self.sampler == "weighted" else None
+        return self._loader("train", shuffle=True, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False)
+
+
+def read_or_build(path: Path, build) -> tuple[dict[str, np.ndarray], dict]:
+    """The cache entry at ``path``; built with ``build() -> (arrays, info)`` when missing or damaged."""
+    try:
+        cached = read_cache(path)
+    except CorruptCacheError as error:
+        log.warning("%s; rebuilding it", error)
+        shutil.rmtree(path, ignore_errors=True)
+        cached = None
+    if cached is not None:
+        return cached
+    write_cache(path, *build())
+    return read_cache(path)

@@ -68,3 +68,28 @@ def group_kfold(groups: np.ndarray, fold: int, num_folds: int, seed: int) -> dic
             "val": np.flatnonzero(item_fold == val_fold),
             "test": np.flatnonzero(item_fold == fold)}
 
+
+
+def time_split(groups: np.ndarray, order: np.ndarray, val_fraction: float, test_fraction: float,
+               purge: int = 1) -> dict[str, np.ndarray]:
+    """Within every subject, in time order: the first items train, the next validate, the last test.
+
+    ``order`` lists all item indices chronologically (e.g. by record, then sample). ``purge``
+    items are dropped at each boundary, so no beat window overlaps its neighbour across the
+    split. Every subject appears in all three splits: the paradigm of identification, where the
+    classes are the subjects themselves.
+    """
+    sides = {"train": [], "val": [], "test": []}
+    for subject in np.unique(groups):
+        items = order[groups[order] == subject]  # this subject's items, chronologically
+        n_test = max(1, round(test_fraction * len(items)))
+        n_val = max(1, round(val_fraction * len(items)))
+        n_train = len(items) - n_val - n_test - 2 * purge
+        if n_train < 1:
+            raise ValueError(f"subject {subject} has {len(items)} items: too few for a time split "
+                             f"with val_fraction={val_fraction}, test_fraction={test_fraction}, "
+                             f"purge={purge}")
+        sides["train"].append(items[:n_train])
+        sides["val"].append(items[n_train + purge:n_train + purge + n_val])
+        sides["test"].append(items[len(items) - n_test:])
+    return {name: np.sort(np.concatenate(parts)) for name, parts in sides.items()}

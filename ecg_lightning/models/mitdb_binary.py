@@ -1,0 +1,171 @@
+"""The MIT-BIH normal-vs-abnormal study: BiLSTM, CNN, improved AlexNet and GRU on spectrograms.
+
+The study. travislatchman/Electrocardiograms-and-Neural-Networks (GitHub, notebook
+``ECG_LSTM_CNN.ipynb``), "Abnormal Heartbeat Detection with LSTMs and CNNs": every beat
+annotation of the MIT-BIH Arrhythmia Database is cut into a window of +/- 2 s (1440
+samples at 360 Hz), labelled 0 normal (``N``) or 1 abnormal, turned into a magnitude
+spectrogram with ``scipy.signal.stft(x, fs=360, nperseg=64)`` (33 bins x 46 frames), and
+classified by four networks with one sigmoid output and binary cross-entropy weighted by
+class ("balanced" sample weights per batch): a single-layer bidirectional LSTM (64 units), a
+two-layer 1-D CNN (32 and 64 filters of 3, max-pooling, 128-unit dense layer), an AlexNet
+modelled on Kumar & Chakrapani 2022 and a two-layer GRU (128 units, last step). Patients are
+split 32 records for training (100-210) and 16 for testing (212-234): subject-disjoint
+(inter-patient), no validation set, Adam 1e-3, batch 32, 50 epochs.
+
+What the seed reports (the test records after the 50th epoch; F1 of the abnormal class):
+BiLSTM accuracy 0.882, F1 0.624; CNN accuracy 0.885, F1 0.668; AlexNet accuracy 0.918,
+F1 0.708; GRU accuracy 0.907, F1 0.727. Training F1 is 0.985-0.997 for all four: they overfit
+the training patients.
+
+The AlexNet. M. Arun Kumar, A. Chakrapani, "Classification of ECG signal using FFT based
+improved Alexnet classifier", PLoS ONE 17(9): e0274225, 2022. What the paper reports (its
+abstract): Fast Fourier Transform features of ECG records, classified into four types of
+arrhythmia by an "improved" AlexNet, compared with other algorithms; its ability to find
+deviations is 20 % better than that of traditional systems. Its architecture figure, shown in
+the seed's notebook, follows AlexNet's layout (Krizhevsky et al. 2012; the seed's notes name
+its conv1 to conv5 and FC6 to FC8): five convolutions, the first with large kernels and
+stride, overlapping max-pooling, three fully connected layers with dropout. The seed's version keeps conv1 (96 filters of 11, stride 4),
+conv2 (256 of 5) and one conv3 (384 of 3) as 1-D convolutions over the 33 bins. We could not
+read the paper's layer table, so ``ImprovedAlexNet`` keeps that layout in full and adapts it
+to the spectrogram as a one-channel 33 x 46 image, as the paper feeds FFT features to it:
+kernels 5 x 5 then 3 x 3 with stride 1 (11 x 11 stride 4 would consume the whole image), batch
+normalisation where AlexNet had local response normalisation (the usual "improvement"),
+adaptive average pooling to a 3 x 3 grid before FC6 (as torchvision's AlexNet), and widths
+cut to 32-64-96-96-64 filters and 256-unit FC6/FC7 so that it trains on a CPU: 0.43 M
+parameters instead of AlexNet's 61 M.
+
+What we changed and why:
+
+* Every net returns two class logits for the project's multiclass task (softmax and
+  cross-entropy) instead of one sigmoid output with binary cross-entropy. The two are
+  equivalent: softmax over logits (z0, z1) gives p(abnormal) = sigmoid(z1 - z0).
+* Inputs follow the project's ``[batch, channels, time]``: ``[B, F bins, T frames]``.
+  Recurrent nets step over the frames and read the bins of one frame per step. The seed's
+  LSTM and GRU did the opposite (33 steps over the bins, the 46 frames as features).
+* BiLSTM: the outputs of every step are flattened into the linear layer, as the seed's task
+  asks ("add a flattening layer after the LSTM"); its code read only the last step.
+* Labels: the notebook lists every beat symbol but ``N`` as abnormal (L R V / A f F j a E J
+  e S), but its code kept only N V A F S beats (85,342 windows). We follow the list
+  (``label_scheme=binary``; Q beats count as abnormal too): 100,509 windows with the paced
+  records left out. A window takes the label of its centre beat, as in the seed's code.
+* Data: lead MLII selected by name (the seed read each record's first channel, V5 in 102,
+  104 and 114), paced records 102, 104, 107, 217 left out (102 and 104 have no MLII), every
+  window z-scored (the seed fed millivolts), no band-pass filter, as the seed (a 40 Hz
+  low-pass would empty 25 of the 33 bins). The spectrogram is the log-magnitude
+  (``data.spectrogram.log=false`` gives the seed's magnitude).
+* Split: the seed's fixed record lists are not a mitdb split; the presets keep its paradigm,
+  subject-disjoint, with random whole subjects (``data.split=record``): 30 % test, 10 %
+  validation, which the seed had none of (checkpointing and early stopping watch it).
+* Imbalance is handled by the loss (``loss.weighting=inverse``, the presets, as the seed's
+  "balanced" weights but from the whole training split) or by the data
+  (``data.sampler=weighted|undersample``), not by per-batch sample weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+class SpectrogramBiLSTM(nn.Module):
+    """Single-layer bidirectional LSTM over the frames; every step's output flattened, linear.
+
+    Input ``[B, F, T]`` (frequency bins as channels), output logits ``[B, num_classes]``.
+    """
+
+    def __init__(self, num_classes: int, in_channels: int, seq_len: int, hidden_size: int = 64,
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(in_channels, hidden_size, batch_first=True, bidirectional=True)
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout),
+                                  nn.Linear(seq_len * 2 * hidden_size, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        states, _ = self.lstm(x.transpose(1, 2))  # [B, T, F] -> [B, T, 2H]
+        return self.head(states)
+
+
+class SpectrogramCNN(nn.Module):
+    """1-D convolutions over the frames (bins as channels), each Conv1d + ReLU + max-pool, then
+    flatten and linear layers: the seed's two-layer CNN with ``channels=(32, 64)``."""
+
+    def __init__(self, num_classes: int, in_channels: int, seq_len: int,
+                 channels: Sequence[int] = (32, 64), kernel_size: int = 3, hidden_size: int = 128,
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        if len(channels) < 2:
+            raise ValueError(f"model.net.channels={list(channels)} needs two layers or more")
+        layers, width, length = [], in_channels, seq_len
+        for out in channels:
+            layers += [nn.Conv1d(width, out, kernel_size, padding=kernel_size // 2), nn.ReLU(),
+                       nn.MaxPool1d(2)]
+            width, length = out, length // 2
+        if length < 1:
+            raise ValueError(f"{len(channels)} pooling stages halve {seq_len} frames to nothing; "
+                             "use fewer model.net.channels or more frames")
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(width * length, hidden_size), nn.ReLU(),
+                                  nn.Dropout(dropout), nn.Linear(hidden_size, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def conv_block(in_channels: int, out_channels: int, kernel_size: int) -> list[nn.Module]:
+    return [nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2),
+            nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
+
+
+class ImprovedAlexNet(nn.Module):
+    """AlexNet's layout on the spectrogram as a one-channel image ``[B, 1, F, T]`` (see above).
+
+    conv1 5x5 -> max-pool -> conv2 3x3 -> max-pool -> conv3, conv4, conv5 3x3 -> max-pool ->
+    adaptive average pool to 3 x 3 -> FC6, FC7 (dropout, ReLU) -> FC8 logits. Every
+    convolution is followed by batch normalisation and ReLU. Input ``[B, F, T]``.
+    """
+
+    def __init__(self, num_classes: int, widths: Sequence[int] = (32, 64, 96, 96, 64),
+                 hidden_size: int = 256, dropout: float = 0.5) -> None:
+        super().__init__()
+        if len(widths) != 5:
+            raise ValueError(f"model.net.widths={list(widths)} must give AlexNet's five convolutions")
+        c1, c2, c3, c4, c5 = widths
+        # AlexNet's overlapping 3 x 3 pools; padded, so that small spectrograms keep a frame
+        pool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.features = nn.Sequential(
+            *conv_block(1, c1, 5), pool,
+            *conv_block(c1, c2, 3), pool,
+            *conv_block(c2, c3, 3), *conv_block(c3, c4, 3), *conv_block(c4, c5, 3), pool,
+            nn.AdaptiveAvgPool2d((3, 3)))
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Dropout(dropout), nn.Linear(c5 * 9, hidden_size), nn.ReLU(inplace=True),
+            nn.Dropout(dropout), nn.Linear(hidden_size, hidden_size), nn.ReLU(inplace=True),
+            nn.Linear(hidden_size, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x.unsqueeze(1)))  # [B, F, T] -> [B, 1, F, T]
+
+
+class SpectrogramGRU(nn.Module):
+    """GRU over the frames; linear on the last step (the seed's readout) or on every step flattened.
+
+    Input ``[B, F, T]``, output logits ``[B, num_classes]``.
+    """
+
+    def __init__(self, num_classes: int, in_channels: int, seq_len: int, hidden_size: int = 128,
+                 num_layers: int = 2, dropout: float = 0.0, readout: str = "last") -> None:
+        super().__init__()
+        if readout not in ("last", "flatten"):
+            raise ValueError(f"model.net.readout={readout!r} is unknown; valid: last, flatten")
+        self.readout = readout
+        self.gru = nn.GRU(in_channels, hidden_size, num_layers=num_layers, batch_first=True,
+                          dropout=dropout if num_layers > 1 else 0.0)
+        features = hidden_size * (seq_len if readout == "flatten" else 1)
+        self.head = nn.Linear(features, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        states, _ = self.gru(x.transpose(1, 2))  # [B, T, H]
+        summary = states[:, -1] if self.readout == "last" else states.flatten(1)
+        return self.head(summary)

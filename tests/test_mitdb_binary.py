@@ -1,0 +1,207 @@
+"""The mitdb normal-vs-abnormal study: spectrogram feature and cache, class-imbalance samplers,
+the four models and their presets (real wfdb records, real Hydra composition)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import scipy.signal
+import torch
+
+from conftest import make_small_mitdb
+from ecg_lightning.data.base import ECGDataModule
+from ecg_lightning.data.features import spectrogram, spectrogram_config
+from ecg_lightning.data.mitdb import MITBIHDataModule
+from ecg_lightning.models.mitdb_binary import (ImprovedAlexNet, SpectrogramBiLSTM, SpectrogramCNN,
+                                               SpectrogramGRU)
+from ecg_lightning.run import train
+from ecg_lightning.summary import compose_config, dataset_card, format_card
+
+SPECTROGRAM = {"nperseg": 64, "hop": 32, "log": False}  # the seed's scipy.signal.stft call
+BINARY = {"pre_seconds": 2.0, "post_seconds": 2.0, "label_scheme": "binary",
+          "split": "intra_patient"}  # intra_patient: two records are too few subjects to split
+
+
+@pytest.fixture(scope="module")
+def study_mitdb(mitdb_dir, tmp_path_factory):
+    """Three records (100 and 101 nearly all normal, 119 bigeminy) and a cache for this module."""
+    folder = tmp_path_factory.mktemp("binary")
+    return make_small_mitdb(folder / "mitdb", records=("100", "101", "119")), folder / "cache"
+
+
+def datamodule(root, cache_dir, **options) -> MITBIHDataModule:
+    dm = MITBIHDataModule(root=str(root), cache_dir=str(cache_dir),
+                          **{**BINARY, "spectrogram": SPECTROGRAM, **options})
+    dm.prepare_data()
+    dm.setup()
+    return dm
+
+
+@pytest.fixture(scope="module")
+def spectrogram_dm(study_mitdb):
+    return datamodule(*study_mitdb)
+
+
+# ---------------------------------------------------------------------- spectrogram
+def test_spectrogram_shape_matches_scipy_stft(spectrogram_dm):
+    dm = spectrogram_dm
+    assert dm._raw_inputs.shape[1:] == (1, 1440)  # 4 s at 360 Hz
+    assert dm.inputs.shape == (len(dm.targets), 33, 46) and dm.inputs.dtype == np.float32
+    assert dm.model_facts() == {"num_classes": 2, "in_channels": 33, "seq_len": 46}
+    assert dm.dataset("train").tensors[0].shape == (len(dm.splits["train"]), 33, 46)
+    for item in (0, len(dm.targets) // 2):
+        _, _, reference = scipy.signal.stft(dm._raw_inputs[item, 0], fs=360, nperseg=64)
+        np.testing.assert_allclose(dm.inputs[item], np.abs(reference), atol=1e-5)
+
+
+@pytest.mark.parametrize("config, stft_args", [
+    ({"nperseg": 128, "hop": 64, "log": True}, {"nperseg": 128}),
+    ({"nperseg": 64, "hop": 32, "nfft": 128, "window": "hamming", "log": False},
+     {"nperseg": 64, "nfft": 128, "window": "hamming"}),
+])
+def test_spectrogram_options_match_scipy_stft(spectrogram_dm, config, stft_args):
+    windows = spectrogram_dm._raw_inputs[:3]
+    ours = spectrogram(windows, spectrogram_config(config))
+    _, _, reference = scipy.signal.stft(windows[:, 0], **stft_args)
+    expected = np.abs(reference)
+    if config["log"]:
+        expected = np.log(expected + 1e-6)
+    assert ours.shape == expected.shape
+    np.testing.assert_allclose(ours, expected, rtol=1e-3, atol=1e-5)  # float32 windows
+
+
+def test_card_reports_spectrogram_and_class_distribution(spectrogram_dm):
+    card = spectrogram_dm.describe()
+    assert card["spectrogram"]["frames"] == 46 and card["spectrogram"]["input_channels"] == 33
+    assert card["sampler"] == "none" and card["label_classes"] == ["normal", "abnormal"]
+    for split in card["splits"].values():
+        assert sum(split["per_class"].values()) == split["items"]
+        assert split["per_class"]["abnormal"] > 0
+
+
+def test_spectrogram_is_cached_once_and_reused(study_mitdb, tmp_path, monkeypatch):
+    root, _ = study_mitdb
+    first = datamodule(root, tmp_path)
+    entries = sorted(p.name for p in (tmp_path / "mitdb").iterdir())
+    assert len(entries) == 2 and entries[1].startswith("stft-")  # windows, spectrograms
+    manifest = json.loads((tmp_path / "mitdb" / entries[1] / "manifest.json").read_text())
+    assert manifest["info"]["spectrogram"]["nperseg"] == 64
+    assert manifest["arrays"]["spectrogram"]["shape"][1:] == [33, 46]
+
+    def no_rebuild(self, arrays):
+        pytest.fail("the cached spectrograms were computed again")
+
+    monkeypatch.setattr(MITBIHDataModule, "build_spectrogram", no_rebuild)
+    again = datamodule(root, tmp_path)
+    np.testing.assert_array_equal(again.inputs, first.inputs)
+    # Another label scheme selects other items from the same cached rows: no recomputation.
+    aami = datamodule(root, tmp_path, label_scheme="aami")
+    assert aami.inputs.shape[1:] == (33, 46)
+    # Another spectrogram config is another entry, never the stale one.
+    monkeypatch.undo()
+    datamodule(root, tmp_path, spectrogram={**SPECTROGRAM, "hop": 16})
+    assert len(list((tmp_path / "mitdb").glob("stft-*"))) == 2
+
+
+# ---------------------------------------------------------------------- samplers
+def test_weighted_sampler_balances_batches(study_mitdb, spectrogram_dm):
+    dm = datamodule(*study_mitdb, sampler="weighted", batch_size=512)
+    raw = dm.split_counts("train")
+    assert raw[1] < raw[0] / 5  # the training split itself is imbalanced
+    drawn = torch.cat([y for _, y in dm.train_dataloader()])
+    assert len(drawn) == len(dm.splits["train"])
+    assert abs(drawn.float().mean().item() - 0.5) < 0.05
+    assert dm.class_counts[0] == dm.class_counts[1]  # the loss sees the balanced draws
+    first, again = (next(iter(dm.train_dataloader()))[1] for _ in range(2))
+    assert torch.equal(first, again)  # seeded
+    assert dm.describe()["train_drawn_per_epoch_expected"] == {
+        "normal": dm.class_counts[0], "abnormal": dm.class_counts[1]}
+
+
+def test_undersample_equalises_the_training_split_only(study_mitdb, spectrogram_dm):
+    dm = datamodule(*study_mitdb, sampler="undersample")
+    counts = dm.split_counts("train")
+    assert counts[0] == counts[1] == spectrogram_dm.split_counts("train")[1]
+    assert np.isin(dm.splits["train"], spectrogram_dm.splits["train"]).all()
+    for name in ("val", "test"):
+        np.testing.assert_array_equal(dm.splits[name], spectrogram_dm.splits[name])
+    assert dm.class_counts == counts.tolist()
+    before = spectrogram_dm.describe()["splits"]["train"]["per_class"]
+    assert dm.describe()["train_before_undersampling"] == before
+
+
+def test_bad_options_are_clear_errors(study_mitdb):
+    root, cache = study_mitdb
+    with pytest.raises(ValueError, match="data.sampler='smote' is unknown; valid: none, "
+                                         "weighted, undersample"):
+        MITBIHDataModule(root=str(root), sampler="smote")
+    with pytest.raises(ValueError, match="data.spectrogram and data.pca_components"):
+        MITBIHDataModule(root=str(root), spectrogram=SPECTROGRAM, pca_components=8)
+    with pytest.raises(ValueError, match=r"data.spectrogram has unknown keys \['overlap'\]"):
+        MITBIHDataModule(root=str(root), spectrogram={"overlap": 32})
+    with pytest.raises(ValueError, match="data.spectrogram.nperseg=4096 exceeds the window"):
+        datamodule(root, cache, spectrogram={"nperseg": 4096, "hop": 64})
+
+
+class MultilabelDataModule(ECGDataModule):
+    slug = "multilabel-example"
+    task = "multilabel"
+
+
+@pytest.mark.parametrize("sampler", ["weighted", "undersample"])
+def test_multilabel_data_refuses_class_samplers(sampler):
+    with pytest.raises(ValueError, match=f"data.sampler={sampler} balances single-label classes"):
+        MultilabelDataModule(sampler=sampler)
+    MultilabelDataModule(sampler="none")
+
+
+# ---------------------------------------------------------------------- models and presets
+@pytest.mark.parametrize("net", [
+    SpectrogramBiLSTM(num_classes=2, in_channels=33, seq_len=46),
+    SpectrogramCNN(num_classes=2, in_channels=33, seq_len=46),
+    ImprovedAlexNet(num_classes=2),
+    SpectrogramGRU(num_classes=2, in_channels=33, seq_len=46),
+    SpectrogramGRU(num_classes=2, in_channels=33, seq_len=46, readout="flatten"),
+], ids=["bilstm", "cnn", "alexnet", "gru", "gru-flatten"])
+def test_model_forward_shapes(net):
+    assert net(torch.randn(5, 33, 46)).shape == (5, 2)
+
+
+def test_recurrent_nets_step_over_frames():
+    """One step per spectrogram frame: changing frame 30 leaves the states of frames 0-29 alone."""
+    net = SpectrogramGRU(num_classes=2, in_channels=33, seq_len=46)
+    x = torch.randn(1, 33, 46)
+    changed = x.clone()
+    changed[:, :, 30] += 1.0
+    before, _ = net.gru(x.transpose(1, 2))
+    after, _ = net.gru(changed.transpose(1, 2))
+    assert torch.equal(before[:, :30], after[:, :30]) and not torch.equal(before[:, 30], after[:, 30])
+
+
+def compose(tmp_path, root, cache_dir, *overrides):
+    return compose_config([*overrides, f"data.root={root}", "logger=csv",
+                           f"paths.root_dir={tmp_path}", f"paths.output_dir={tmp_path}/run",
+                           f"paths.cache_dir={cache_dir}", "callbacks.progress_bar.refresh_rate=0"])
+
+
+@pytest.mark.parametrize("model", ["bilstm", "cnn", "alexnet", "gru"])
+def test_preset_trains_in_process(model, study_mitdb, tmp_path):
+    """fast_dev_run of each preset as composed (split=record: three subjects, one per side)."""
+    root, cache = study_mitdb
+    cfg = compose(tmp_path, root, cache, f"experiment=mitdb_binary_{model}", "debug=fdr")
+    assert cfg.data.label_scheme == "binary" and cfg.data.pre_seconds == 2.0
+    assert cfg.data.spectrogram.nperseg == 64 and cfg.trainer.max_epochs == 50
+    value, metrics = train(cfg)
+    assert 0.0 <= value <= 1.0 and "test/accuracy" in metrics
+
+
+def test_summary_card_of_a_preset_shows_sampler_and_class_counts(study_mitdb, tmp_path):
+    root, cache = study_mitdb
+    card = dataset_card(["experiment=mitdb_binary_cnn", "data.sampler=undersample",
+                         f"data.root={root}", f"paths.cache_dir={cache}"])
+    text = format_card(card)
+    assert "sampler: undersample" in text and "train_before_undersampling" in text
+    assert "normal" in text and "abnormal" in text
+    assert card["split_paradigm"] == "subject_disjoint_random"
