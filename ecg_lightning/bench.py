@@ -213,7 +213,7 @@ def plain_loop(task: L.LightningModule, loader, settings: Settings, _workdir: Pa
         logits = task(x)
         loss = task.loss(logits, y)
         measured = time.perf_counter()
-        task.train_accuracy(task.probabilities(logits), y)
+        task.train_metrics.update(task.probabilities(logits).detach(), y)
         metric_s += time.perf_counter() - measured
         optimizer.zero_grad()
         loss.backward()
@@ -224,8 +224,8 @@ def plain_loop(task: L.LightningModule, loader, settings: Settings, _workdir: Pa
             if time.perf_counter() - start > settings.run_budget_s:
                 break
     measured = time.perf_counter()
-    task.train_accuracy.compute()
-    task.train_accuracy.reset()
+    task.train_metrics.compute()
+    task.train_metrics.reset()
     metric_s += time.perf_counter() - measured
     seconds = time.perf_counter() - start
     return {"batches": timed_batches, "samples": samples, "seconds": seconds, "fetch_s": fetch_s,
@@ -312,13 +312,13 @@ def bench_training(runs: list[dict], batch_size: int, settings: Settings):
                  "run.instantiate_with_facts), loss=ce, optimizer=adam; fresh and seeded "
                  f"(seed {SEED}) for every run",
         "data": "the datamodule's train_dataloader() (shuffled, num_workers from the config)",
-        "plain": "forward, loss module, softmax probabilities, train-accuracy metric forward, "
-                 "zero_grad, backward, Adam step; accuracy compute+reset at the end; timed from "
+        "plain": "forward, loss module, softmax probabilities, train metrics update, "
+                 "zero_grad, backward, Adam step; train metrics compute+reset at the end; timed from "
                  "the fetch of the first timed batch to the end",
         "plain_without_metric": "the plain runs minus their measured metric time (derived, "
                                 "not a separate run)",
         "lightning": "Trainer.fit of the real ClassificationTask (its training_step logs "
-                     "train/loss and train/accuracy), logger/checkpointing/progress bar/"
+                     "train/loss and the train metrics), logger/checkpointing/progress bar/"
                      "validation off; timed from on_train_batch_start of the first timed batch "
                      "to on_train_end (Lightning prefetches one batch ahead, so one fetch, "
                      "about 2 ms, falls outside its window)",

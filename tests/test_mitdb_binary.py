@@ -188,9 +188,10 @@ def compose(tmp_path, root, cache_dir, *overrides):
 
 @pytest.mark.parametrize("model", ["bilstm", "cnn", "alexnet", "gru"])
 def test_preset_trains_in_process(model, study_mitdb, tmp_path):
-    """fast_dev_run of each preset as composed (split=record: three subjects, one per side)."""
+    """fast_dev_run of each preset as composed, its record lists cut to the three records here."""
     root, cache = study_mitdb
-    cfg = compose(tmp_path, root, cache, f"experiment=mitdb_binary_{model}", "debug=fdr")
+    cfg = compose(tmp_path, root, cache, f"experiment=mitdb_binary_{model}", "debug=fdr",
+                  "data.train_records=[100]", "data.val_records=[101]", "data.test_records=[119]")
     assert cfg.data.label_scheme == "binary" and cfg.data.pre_seconds == 2.0
     assert cfg.data.spectrogram.nperseg == 64 and cfg.trainer.max_epochs == 50
     value, metrics = train(cfg)
@@ -200,8 +201,27 @@ def test_preset_trains_in_process(model, study_mitdb, tmp_path):
 def test_summary_card_of_a_preset_shows_sampler_and_class_counts(study_mitdb, tmp_path):
     root, cache = study_mitdb
     card = dataset_card(["experiment=mitdb_binary_cnn", "data.sampler=undersample",
-                         f"data.root={root}", f"paths.cache_dir={cache}"])
+                         "data.train_records=[100]", "data.val_records=[101]",
+                         "data.test_records=[119]", f"data.root={root}", f"paths.cache_dir={cache}"])
     text = format_card(card)
     assert "sampler: undersample" in text and "train_before_undersampling" in text
     assert "normal" in text and "abnormal" in text
-    assert card["split_paradigm"] == "subject_disjoint_random"
+    assert card["split_paradigm"] == "subject_disjoint_fixed"
+    assert card["records_per_split"] == {"train": [100], "val": [101], "test": [119]}
+
+
+def test_preset_record_lists_are_the_seeds_split():
+    """Records 100-210 train (3 of them validate), 212-234 test; no paced record, no shared subject."""
+    data = compose_config(["experiment=mitdb_binary_cnn"]).data
+    train, val, test = (set(data[k]) for k in ("train_records", "val_records", "test_records"))
+    assert max(train | val) <= 210 < 212 <= min(test)
+    assert len(train | val) == 29 and len(test) == 15  # the seed's 32 + 16 minus the paced ones
+    assert not (train | val | test) & {102, 104, 107, 217}
+
+
+def test_record_lists_that_share_a_subject_are_refused(mitdb_dir):
+    with pytest.raises(ValueError, match=r"share subjects \[201\]"):
+        MITBIHDataModule(root=str(mitdb_dir), split="records", train_records=[201],
+                         val_records=[100], test_records=[202])
+    with pytest.raises(ValueError, match="needs data.test_records"):
+        MITBIHDataModule(root=str(mitdb_dir), split="records", train_records=[100])

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import torch
 
+from ecg_lightning.models.framing import to_frames
 from ecg_lightning.models.satheeswaran2024 import RecurrentClassifier
 
 
 def test_frames_keep_time_order_and_channels_together():
-    net = RecurrentClassifier(num_classes=3, in_channels=2, frame_length=4)
     x = torch.arange(2 * 10, dtype=torch.float32).reshape(1, 2, 10)  # 2 channels, 10 samples
-    frames = net.frames(x)
+    frames = to_frames(x, 4)
     assert frames.shape == (1, 2, 8)  # 2 full frames; the last 2 samples are dropped
     assert frames[0, 0].tolist() == [0, 1, 2, 3, 10, 11, 12, 13]  # samples 0-3 of both leads
     assert frames[0, 1].tolist() == [4, 5, 6, 7, 14, 15, 16, 17]

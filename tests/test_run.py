@@ -50,7 +50,8 @@ def test_short_run_is_recorded_in_mlflow(tmp_path, mitdb_cache_dir):
 
     assert run.info.status == "FINISHED"
     for name in ("test/accuracy", "test/f1_macro", "test/auroc_macro", "test/sensitivity/N",
-                 "test/f1/V", "val/f1_macro", "train/loss_epoch"):
+                 "test/f1/V", "val/f1_macro", "train/loss_epoch", "train/accuracy",
+                 "train/f1_macro", "train/f1/N"):
         assert name in run.data.metrics, name
     assert 0.0 <= run.data.metrics["test/accuracy"] <= 1.0
     history = client_for(tmp_path).get_metric_history(run_id, "val/f1_macro")

@@ -43,7 +43,7 @@ NORMALIZATIONS = ("zscore", "minmax", "none")
 BEAT_SOURCES = ("annotations", "detector")
 SPLIT_PARADIGM = {"time": "within_subject_time", "intra_patient": "intra_patient",
                   "record": "subject_disjoint_random", "kfold": "subject_disjoint_kfold",
-                  "inter_patient": "inter_patient"}
+                  "inter_patient": "inter_patient", "records": "subject_disjoint_fixed"}
 # Pan & Tompkins 1985 five-point derivative, y(n) = (-x(n-2) - 2x(n-1) + 2x(n+1) + x(n+2)) / 8,
 # written as a convolution kernel (np.convolve flips it).
 DERIVATIVE_KERNEL = np.array([1.0, 2.0, 0.0, -2.0, -1.0]) / 8.0

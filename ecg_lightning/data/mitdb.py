@@ -11,6 +11,8 @@ Splits:
   ``val_records`` (validation), test on DS2. Subject-disjoint.
 * ``intra_patient``: stratified random windows; the same patient lands on both sides, as in
   most papers that report 97-100 %. Patient-leaky: logged as such.
+* ``records``: fixed record lists (``train_records``, ``val_records``, ``test_records``), e.g.
+  a paper's own split; lists that share a subject are refused.
 * ``record``: random whole subjects to train/val/test, seeded.
 * ``kfold``: subject-disjoint k-fold (``fold`` of ``num_folds``; the next fold validates).
 * ``time``: within each subject, earlier beats train and later beats test; with
@@ -42,13 +44,35 @@ class MITBIHDataModule(BeatDataModule):
 
     slug = "mitdb"
     physionet_version = "1.0.0"
-    splits_offered = ("inter_patient", "intra_patient", "record", "kfold", "time")
+    splits_offered = ("inter_patient", "records", "intra_patient", "record", "kfold", "time")
 
     def __init__(self, exclude_paced: bool = True, split: str = "inter_patient",
-                 val_records: tuple[int, ...] = (106, 118, 223), **beat) -> None:
+                 val_records: tuple[int, ...] = (106, 118, 223),
+                 train_records: tuple[int, ...] | None = None,
+                 test_records: tuple[int, ...] | None = None, **beat) -> None:
         super().__init__(split=split, **beat)
         self.exclude_paced = exclude_paced
         self.val_records = tuple(int(r) for r in val_records)
+        self.train_records = tuple(int(r) for r in train_records or ())
+        self.test_records = tuple(int(r) for r in test_records or ())
+        if split == "records":
+            self.check_record_lists()
+
+    def check_record_lists(self) -> None:
+        """``split=records``: three non-empty lists that share no subject."""
+        sides = {"train_records": self.train_records, "val_records": self.val_records,
+                 "test_records": self.test_records}
+        empty = [name for name, records in sides.items() if not records]
+        if empty:
+            raise ValueError(f"data.split=records needs data.{', data.'.join(empty)} (lists of "
+                             "mitdb record numbers)")
+        subjects = {name: {subject_of(r) for r in records} for name, records in sides.items()}
+        for a, b in (("train_records", "val_records"), ("train_records", "test_records"),
+                     ("val_records", "test_records")):
+            shared = subjects[a] & subjects[b]
+            if shared:
+                raise ValueError(f"data.{a} and data.{b} share subjects {sorted(shared)} "
+                                 "(201 and 202 are one person): the split would leak")
 
     def subject_of(self, record: str) -> str:
         return str(subject_of(int(record)))
@@ -64,6 +88,11 @@ class MITBIHDataModule(BeatDataModule):
         self.records = self.records.astype(np.int64)  # record numbers, as the DS1/DS2 lists
 
     def split_indices(self) -> dict[str, np.ndarray]:
+        if self.split == "records":  # fixed lists, e.g. a paper's own record split
+            sides = {"train": self.train_records, "val": self.val_records,
+                     "test": self.test_records}
+            return {name: np.flatnonzero(np.isin(self.records, members))
+                    for name, members in sides.items()}
         if self.split != "inter_patient":
             return super().split_indices()
         val = set(self.val_records)

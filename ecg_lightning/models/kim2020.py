@@ -27,12 +27,19 @@ What we changed and why:
   decision, and ``step_log_probs`` exposes the per-step predictions.
 * Layer width (64 units per direction), dropout and the beat window (0.25 s before, 0.45 s after
   the R peak, at 128 Hz for all three databases so one network fits them) are our choices.
+* Input shaping: the presets feed the beat as frames of ``frame_length=5`` samples (39 ms; 18
+  steps per beat) and train with Adam at 3e-3. Sample by sample (90 steps) the stacked BiLSTM
+  stayed at chance on ECG-ID for 9 epochs (validation accuracy 6-11 %, loss near ln 90); with
+  frames of 5 and lr 3e-3 (batch 32) it reached 41 % validation accuracy after 6 epochs and
+  was still rising. ``frame_length=1`` restores the sample-by-sample reading.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from ecg_lightning.models.framing import to_frames
 
 FUSIONS = ("learned", "mean")
 
@@ -45,16 +52,18 @@ class LateFusionBiLSTM(nn.Module):
     """
 
     def __init__(self, num_classes: int, in_channels: int, seq_len: int, hidden_size: int = 64,
-                 num_layers: int = 3, dropout: float = 0.2, fusion: str = "learned") -> None:
+                 num_layers: int = 3, dropout: float = 0.2, fusion: str = "learned",
+                 frame_length: int = 1) -> None:
         super().__init__()
         if fusion not in FUSIONS:
             raise ValueError(f"model.net.fusion={fusion!r} is unknown; valid: {', '.join(FUSIONS)}")
-        self.rnn = nn.LSTM(in_channels, hidden_size, num_layers=num_layers, batch_first=True,
+        self.frame_length = frame_length
+        self.rnn = nn.LSTM(in_channels * frame_length, hidden_size, num_layers=num_layers, batch_first=True,
                            dropout=dropout if num_layers > 1 else 0.0, bidirectional=True)
         self.dropout = nn.Dropout(dropout)
         self.step_classifier = nn.Linear(2 * hidden_size, num_classes)
         # One fusion score per time step; zeros = equal weights after the softmax.
-        scores = torch.zeros(seq_len)
+        scores = torch.zeros(seq_len // frame_length)
         if fusion == "learned":
             self.fusion_scores = nn.Parameter(scores)
         else:
@@ -62,7 +71,7 @@ class LateFusionBiLSTM(nn.Module):
 
     def step_log_probs(self, x: torch.Tensor) -> torch.Tensor:
         """The prediction of every time step: ``[batch, time, num_classes]`` log-probabilities."""
-        states, _ = self.rnn(x.transpose(1, 2))
+        states, _ = self.rnn(to_frames(x, self.frame_length))
         return torch.log_softmax(self.step_classifier(self.dropout(states)), dim=-1)
 
     def fusion_weights(self) -> torch.Tensor:

@@ -53,9 +53,9 @@ What we changed and why:
   window z-scored (the seed fed millivolts), no band-pass filter, as the seed (a 40 Hz
   low-pass would empty 25 of the 33 bins). The spectrogram is the log-magnitude
   (``data.spectrogram.log=false`` gives the seed's magnitude).
-* Split: the seed's fixed record lists are not a mitdb split; the presets keep its paradigm,
-  subject-disjoint, with random whole subjects (``data.split=record``): 30 % test, 10 %
-  validation, which the seed had none of (checkpointing and early stopping watch it).
+* Split: the seed's own record lists (``conf/data/mitdb_binary.yaml``, ``data.split=records``):
+  100-210 train, 212-234 test, minus the paced records; 106, 118 and 203 of its training
+  records validate, which the seed had no set for (checkpointing and early stopping watch it).
 * Imbalance is handled by the loss (``loss.weighting=inverse``, the presets, as the seed's
   "balanced" weights but from the whole training split) or by the data
   (``data.sampler=weighted|undersample``), not by per-batch sample weights.

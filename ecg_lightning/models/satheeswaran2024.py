@@ -23,6 +23,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ecg_lightning.models.framing import to_frames
+
 
 class AttentionPooling(nn.Module):
     """Additive attention over time: a learned score per step, softmax, weighted sum."""
@@ -61,14 +63,7 @@ class RecurrentClassifier(nn.Module):
         self.pool = AttentionPooling(features) if attention else None
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(features, num_classes))
 
-    def frames(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, C, T]`` -> ``[B, T // frame_length, C * frame_length]``, time kept in order."""
-        batch, channels, time = x.shape
-        steps = time // self.frame_length
-        x = x[:, :, :steps * self.frame_length].reshape(batch, channels, steps, self.frame_length)
-        return x.permute(0, 2, 1, 3).reshape(batch, steps, channels * self.frame_length)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        states, _ = self.rnn(self.frames(x))
+        states, _ = self.rnn(to_frames(x, self.frame_length))
         summary = self.pool(states) if self.pool is not None else states[:, -1]
         return self.head(summary)

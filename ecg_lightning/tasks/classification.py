@@ -13,7 +13,6 @@ from typing import Callable
 import lightning as L
 import torch
 from torch import nn
-from torchmetrics.classification import Accuracy
 
 from ecg_lightning.metrics import absent_classes, classification_metrics, flatten
 
@@ -34,8 +33,9 @@ class ClassificationTask(L.LightningModule):
         self.scheduler_factory = scheduler
         self.class_names = list(class_names)
         self.task = task
-        size = {"num_classes": len(class_names)} if task == "multiclass" else {"num_labels": len(class_names)}
-        self.train_accuracy = Accuracy(task=task, average="micro", **size)
+        # Training metrics accumulate over the epoch as it trains (dropout on, weights moving),
+        # the usual "train accuracy"; validation and test see fixed weights.
+        self.train_metrics = classification_metrics(len(class_names), task)
         self.val_metrics = classification_metrics(len(class_names), task)
         self.test_metrics = classification_metrics(len(class_names), task)
         self.test_report: dict | None = None  # filled at the end of testing, read by run.py
@@ -56,8 +56,7 @@ class ClassificationTask(L.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss, probs, y = self._step(batch, "train")
-        self.train_accuracy(probs, y)
-        self.log("train/accuracy", self.train_accuracy, on_step=False, on_epoch=True)
+        self.train_metrics.update(probs.detach(), y)
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> None:
@@ -73,6 +72,9 @@ class ClassificationTask(L.LightningModule):
         metrics.reset()
         self.log_dict(flatten(stage, results, self.class_names, self.task), prog_bar=False)
         return results
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch_metrics("train", self.train_metrics)
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch_metrics("val", self.val_metrics)
