@@ -187,7 +187,7 @@ def test_run_with_unknown_split_fails_clearly(tmp_path):
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "data.split='bogus'" in output
-    assert "inter_patient, intra_patient, record, kfold" in output
+    assert "inter_patient, records, intra_patient, record, kfold, time" in output
     assert not (tmp_path / "cache").exists()
 
 
