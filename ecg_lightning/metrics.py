@@ -11,6 +11,18 @@ AUROC: torchmetrics gives 0.0 (not NaN) for a class without positives, and its m
 then counts that 0. We therefore compute AUROC per class and average over the classes present
 in the split; absent classes get no per-class AUROC and are listed in the test report.
 
+Per-class G-mean thresholds: on the validation split, for every class (one-vs-rest for
+multiclass data), the threshold along its ROC curve (torchmetrics ``ROC``) that maximises
+sqrt(TPR x (1 - FPR)); the test split is then scored at these thresholds
+(``test/gmean_threshold/<class>``, ``test/sensitivity_at_gmean/<class>``,
+``test/specificity_at_gmean/<class>``, ``test/{tp,fn,fp,tn}_at_gmean/<class>``; MLflow refuses
+``@`` in metric names, hence ``_at_``). Counts at the thresholds come from torchmetrics
+``MultilabelStatScores``.
+
+Bootstrap confidence intervals of the headline test metrics come from torchmetrics'
+``BootStrapper`` (resampling within every test batch, multinomial): 2.5 % and 97.5 %
+quantiles as ``test/<metric>_ci_low`` / ``_ci_high``.
+
 Class names that are not valid in a metric name (MIT-BIH symbols such as ``/`` or ``"`` under
 ``label_scheme=symbols``) are logged under a readable alias, see ``metric_key``.
 """
@@ -21,10 +33,13 @@ import re
 
 import torch
 from torchmetrics import MetricCollection
-from torchmetrics.classification import (AUROC, Accuracy, ConfusionMatrix, F1Score, Precision,
-                                         Recall, Specificity)
+from torchmetrics.classification import (AUROC, ROC, Accuracy, ConfusionMatrix, F1Score,
+                                         MultilabelStatScores, Precision, Recall, Specificity)
+from torchmetrics.wrappers import BootStrapper
 
 PER_CLASS = ("f1", "precision", "sensitivity", "specificity", "auroc")
+BOOTSTRAPPED = ("accuracy", "f1_macro", "f1_weighted")
+CI_QUANTILES = (0.025, 0.975)
 # MIT-BIH annotation symbols that MLflow refuses in a metric name (or that collide once cleaned).
 SYMBOL_ALIASES = {"/": "paced", "+": "rhythm_change", "~": "noise_change", "!": "flutter_wave",
                   '"': "comment", "|": "isolated_qrs_artifact", "[": "vf_onset", "]": "vf_end"}
@@ -79,3 +94,93 @@ def flatten(stage: str, results: dict[str, torch.Tensor], class_names: list[str]
 def absent_classes(results: dict[str, torch.Tensor], class_names: list[str], task: str) -> list[str]:
     present = class_support(results, task) > 0
     return [name for name, here in zip(class_names, present.tolist()) if not here]
+
+
+# ---------------------------------------------------------------------------- G-mean thresholds
+def roc_curves(num_classes: int, task: str = "multiclass") -> ROC:
+    """Per-class ROC curves (one-vs-rest for multiclass), from which thresholds are chosen."""
+    size = {"num_classes": num_classes} if task == "multiclass" else {"num_labels": num_classes}
+    return ROC(task=task, **size)
+
+
+def gmean_thresholds(fpr: list[torch.Tensor], tpr: list[torch.Tensor],
+                     thresholds: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per class, the ROC threshold that maximises the G-mean sqrt(TPR x (1 - FPR)).
+
+    Takes the per-class curves of torchmetrics ``ROC``; returns ``(thresholds, gmeans)``.
+    A class without positives (its TPR never leaves 0) gets NaN for both.
+    """
+    chosen, best = [], []
+    for class_fpr, class_tpr, class_thresholds in zip(fpr, tpr, thresholds):
+        if class_tpr.numel() == 0 or float(class_tpr[-1]) == 0.0:
+            chosen.append(float("nan"))
+            best.append(float("nan"))
+            continue
+        gmean = torch.sqrt(class_tpr * (1.0 - class_fpr))
+        index = int(torch.argmax(gmean))
+        chosen.append(float(class_thresholds[index]))
+        best.append(float(gmean[index]))
+    return torch.tensor(chosen), torch.tensor(best)
+
+
+def threshold_stats(num_classes: int) -> MultilabelStatScores:
+    """TP, FP, TN, FN per class of one-vs-rest decisions already made at the thresholds."""
+    return MultilabelStatScores(num_labels=num_classes, threshold=0.5, average=None)
+
+
+def decisions_at(probs: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
+    """One-vs-rest decisions: class ``c`` is called when its probability reaches its threshold."""
+    return (probs >= thresholds.to(probs)).int()
+
+
+def one_vs_rest(targets: torch.Tensor, num_classes: int, task: str) -> torch.Tensor:
+    return torch.nn.functional.one_hot(targets, num_classes) if task == "multiclass" else targets.int()
+
+
+def flatten_thresholds(stage: str, thresholds: torch.Tensor, stats: torch.Tensor,
+                       class_names: list[str]) -> tuple[dict[str, float], list[dict]]:
+    """Metrics at the G-mean thresholds, and the same as rows for thresholds.json / CSV.
+
+    ``stats`` is ``MultilabelStatScores``' ``[classes, 5]``: TP, FP, TN, FN, support.
+    """
+    flat, rows = {}, []
+    for index, name in enumerate(class_names):
+        tp, fp, tn, fn, _ = (int(v) for v in stats[index])
+        sensitivity = tp / (tp + fn) if tp + fn else float("nan")
+        specificity = tn / (tn + fp) if tn + fp else float("nan")
+        threshold = float(thresholds[index])
+        rows.append({"class": name, "threshold": None if threshold != threshold else threshold,
+                     "tp": tp, "fn": fn, "fp": fp, "tn": tn,
+                     "sensitivity": sensitivity, "specificity": specificity})
+        key = metric_key(name)
+        if threshold == threshold:  # NaN: no positives in validation, nothing was chosen
+            flat[f"{stage}/gmean_threshold/{key}"] = threshold
+        for metric, value in (("tp", tp), ("fn", fn), ("fp", fp), ("tn", tn)):
+            flat[f"{stage}/{metric}_at_gmean/{key}"] = float(value)
+        if sensitivity == sensitivity:
+            flat[f"{stage}/sensitivity_at_gmean/{key}"] = sensitivity
+        if specificity == specificity:
+            flat[f"{stage}/specificity_at_gmean/{key}"] = specificity
+    return flat, rows
+
+
+# ---------------------------------------------------------------------------- bootstrap
+def bootstrapped_metrics(num_classes: int, task: str, resamples: int) -> torch.nn.ModuleDict:
+    """BootStrapper-wrapped headline metrics (see the module docstring)."""
+    size = {"num_classes": num_classes} if task == "multiclass" else {"num_labels": num_classes}
+    base = {"accuracy": Accuracy(task=task, average="micro", **size),
+            "f1_macro": F1Score(task=task, average="macro", **size),
+            "f1_weighted": F1Score(task=task, average="weighted", **size)}
+    return torch.nn.ModuleDict({
+        name: BootStrapper(metric, num_bootstraps=resamples, quantile=torch.tensor(CI_QUANTILES),
+                           sampling_strategy="multinomial")
+        for name, metric in base.items()})
+
+
+def flatten_bootstrap(stage: str, results: dict[str, dict[str, torch.Tensor]]) -> dict[str, float]:
+    flat = {}
+    for name, result in results.items():
+        low, high = (float(q) for q in result["quantile"])
+        flat.update({f"{stage}/{name}_ci_low": low, f"{stage}/{name}_ci_high": high,
+                     f"{stage}/{name}_bootstrap_std": float(result["std"])})
+    return flat

@@ -43,6 +43,7 @@ def build_model(cfg: DictConfig, datamodule) -> L.LightningModule:
     return instantiate(cfg.model, net=net, loss=loss, optimizer=instantiate(cfg.optimizer),
                        scheduler=scheduler, class_names=datamodule.class_names,
                        task=datamodule.task, run_config=OmegaConf.to_yaml(cfg, resolve=True),
+                       bootstrap_resamples=cfg.get("bootstrap_resamples", 200),
                        _convert_="all")  # plain lists in hparams: checkpoints load weights_only
 
 

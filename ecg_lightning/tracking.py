@@ -2,7 +2,8 @@
 
 Tags make runs filterable (data, model, loss, split, seed, fold, preset, git commit, sweep);
 the resolved config goes in as ``config.yaml`` (MLflow params cut values at 250 characters);
-the test report as ``metrics_test.json``, ``confusion_matrix.csv`` and a PNG.
+the test report as ``metrics_test.json``, ``confusion_matrix.csv`` and a PNG, the G-mean
+thresholds as ``thresholds.json`` and ``thresholds.csv``, and the test ROC curves as a PNG.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig, OmegaConf
 
-from ecg_lightning.plots import plot_confusion_matrix
+from ecg_lightning.plots import plot_confusion_matrix, plot_roc_curves
 
 
 def git_commit() -> str:
@@ -51,6 +52,10 @@ def run_tags(cfg: DictConfig, datamodule) -> dict[str, str]:
         tags["fold"] = f"{cfg.data.fold}/{cfg.data.num_folds}"
     if "label_scheme" in cfg.data:
         tags["label_scheme"] = str(cfg.data.label_scheme)
+    if cfg.get("evaluates"):  # python -m ecg_lightning.evaluate: link to what was evaluated
+        tags["evaluates_checkpoint"] = str(cfg.evaluates.checkpoint)
+        if cfg.evaluates.run:
+            tags["evaluates_run"] = str(cfg.evaluates.run)
     if runtime is not None:
         tags["overrides"] = " ".join(runtime.overrides.task)[:5000]
         if runtime.mode is not None and runtime.mode.name == "MULTIRUN":
@@ -79,8 +84,10 @@ def write_test_report(report: dict, output_dir: Path) -> list[Path]:
     """Write the test report as JSON, CSV and PNG files; return their paths."""
     output_dir.mkdir(parents=True, exist_ok=True)
     metrics_file = output_dir / "metrics_test.json"
-    metrics_file.write_text(json.dumps(report, indent=1))
-    files = [metrics_file]
+    metrics_file.write_text(json.dumps({k: v for k, v in report.items() if k != "roc"}, indent=1))
+    files = [metrics_file, *write_thresholds(report["thresholds"], output_dir)]
+    files.append(plot_roc_curves(report["roc"]["fpr"], report["roc"]["tpr"], report["thresholds"],
+                                 report["class_names"], output_dir / "roc_curves.png"))
     if len(report["confusion"]) and isinstance(report["confusion"][0][0], list):
         return files  # multilabel: one 2x2 matrix per label, kept in the JSON
     confusion_file = output_dir / "confusion_matrix.csv"
@@ -93,6 +100,21 @@ def write_test_report(report: dict, output_dir: Path) -> list[Path]:
     files.append(plot_confusion_matrix(report["confusion"], report["class_names"],
                                        output_dir / "confusion_matrix.png"))
     return files
+
+
+def write_thresholds(rows: list[dict], output_dir: Path) -> list[Path]:
+    """The per-class G-mean thresholds and the test counts at them, as JSON and CSV."""
+    json_file = output_dir / "thresholds.json"
+    json_file.write_text(json.dumps({
+        "method": "per class, the threshold maximising sqrt(TPR x (1 - FPR)) on the validation "
+                  "split (one-vs-rest); counts are on the test split at that threshold",
+        "classes": rows}, indent=1))
+    csv_file = output_dir / "thresholds.csv"
+    with csv_file.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return [json_file, csv_file]
 
 
 def log_artifacts(logger: MLFlowLogger, files: list[Path]) -> None:

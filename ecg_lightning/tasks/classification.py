@@ -2,7 +2,13 @@
 
 Any ``nn.Module`` that maps ``[batch, channels, time]`` (or the datamodule's inputs) to class
 logits plugs in as ``net``. Multiclass (binary included: two classes) uses softmax
-probabilities; multilabel uses one sigmoid per label. Papers that train differently
+probabilities; multilabel uses one sigmoid per label.
+
+Thresholds: every validation epoch chooses one G-mean threshold per class on its ROC curve
+and keeps them in the buffer ``gmean_thresholds``, so each checkpoint carries the thresholds of
+its own validation epoch; testing applies them (multilabel decisions use them directly,
+multiclass reports them one-vs-rest beside the argmax metrics) and ``evaluate`` reuses them.
+Papers that train differently
 (late fusion, reconstruction) subclass this module.
 """
 
@@ -14,7 +20,9 @@ import lightning as L
 import torch
 from torch import nn
 
-from ecg_lightning.metrics import absent_classes, classification_metrics, flatten
+from ecg_lightning.metrics import (absent_classes, bootstrapped_metrics, classification_metrics,
+                                   decisions_at, flatten, flatten_bootstrap, flatten_thresholds,
+                                   gmean_thresholds, one_vs_rest, roc_curves, threshold_stats)
 
 
 class ClassificationTask(L.LightningModule):
@@ -22,7 +30,8 @@ class ClassificationTask(L.LightningModule):
                  optimizer: Callable[..., torch.optim.Optimizer],
                  scheduler: Callable[..., object] | None = None,
                  class_names: list[str] | tuple[str, ...] = (), task: str = "multiclass",
-                 scheduler_monitor: str = "val/loss", run_config: str | None = None) -> None:
+                 scheduler_monitor: str = "val/loss", run_config: str | None = None,
+                 bootstrap_resamples: int = 200) -> None:
         super().__init__()
         # Plain values only, so a checkpoint loads with torch.load(weights_only=True);
         # ``run_config`` is the resolved Hydra config (YAML text) that rebuilds net and data.
@@ -38,6 +47,12 @@ class ClassificationTask(L.LightningModule):
         self.train_metrics = classification_metrics(len(class_names), task)
         self.val_metrics = classification_metrics(len(class_names), task)
         self.test_metrics = classification_metrics(len(class_names), task)
+        num_classes = len(class_names)
+        self.val_roc = roc_curves(num_classes, task)
+        self.test_roc = roc_curves(num_classes, task)
+        self.register_buffer("gmean_thresholds", torch.full((num_classes,), float("nan")))
+        self.test_at_thresholds = threshold_stats(num_classes)
+        self.test_bootstrap = bootstrapped_metrics(num_classes, task, bootstrap_resamples)
         self.test_report: dict | None = None  # filled at the end of testing, read by run.py
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -62,10 +77,18 @@ class ClassificationTask(L.LightningModule):
     def validation_step(self, batch, batch_idx: int) -> None:
         _, probs, y = self._step(batch, "val")
         self.val_metrics.update(probs, y)
+        self.val_roc.update(probs, y)
 
     def test_step(self, batch, batch_idx: int) -> None:
         _, probs, y = self._step(batch, "test")
         self.test_metrics.update(probs, y)
+        self.test_roc.update(probs, y)
+        # A class without a validation threshold (no positives there) is never called.
+        thresholds = torch.nan_to_num(self.gmean_thresholds, nan=float("inf"))
+        self.test_at_thresholds.update(decisions_at(probs, thresholds),
+                                       one_vs_rest(y, len(self.class_names), self.task))
+        for metric in self.test_bootstrap.values():
+            metric.update(probs, y)
 
     def _log_epoch_metrics(self, stage: str, metrics) -> dict[str, torch.Tensor]:
         results = metrics.compute()
@@ -78,15 +101,45 @@ class ClassificationTask(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch_metrics("val", self.val_metrics)
+        thresholds, _ = gmean_thresholds(*self.val_roc.compute())
+        self.val_roc.reset()
+        self.gmean_thresholds.copy_(thresholds)
 
     def on_test_epoch_end(self) -> None:
         results = self._log_epoch_metrics("test", self.test_metrics)
+        at_thresholds, threshold_rows = flatten_thresholds(
+            "test", self.gmean_thresholds, self.test_at_thresholds.compute(), self.class_names)
+        bootstrap = flatten_bootstrap("test", {name: metric.compute() for name, metric
+                                               in self.test_bootstrap.items()})
+        self.log_dict({**at_thresholds, **bootstrap})
+        fpr, tpr, _ = self.test_roc.compute()
+        for metric in (self.test_at_thresholds, self.test_roc, *self.test_bootstrap.values()):
+            metric.reset()
         self.test_report = {
             "class_names": self.class_names,
-            "metrics": flatten("test", results, self.class_names, self.task),
+            "metrics": {**flatten("test", results, self.class_names, self.task),
+                        **at_thresholds, **bootstrap},
             "confusion": results["confusion"].cpu().tolist(),
             "absent_classes": absent_classes(results, self.class_names, self.task),
+            "thresholds": threshold_rows,
+            "roc": {"fpr": [f.cpu().numpy() for f in fpr], "tpr": [t.cpu().numpy() for t in tpr]},
         }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Refuse, with a message that says why, a checkpoint of other classes or another model."""
+        trained = list(checkpoint.get("hyper_parameters", {}).get("class_names", []))
+        if trained and trained != self.class_names:
+            raise ValueError(f"the checkpoint was trained on classes {trained}; this data has "
+                             f"{self.class_names}: choose a compatible data config")
+        ours = self.state_dict()
+        theirs = checkpoint.get("state_dict", {})
+        mismatched = [f"{name}: {tuple(theirs[name].shape)} in the checkpoint, {tuple(t.shape)} here"
+                      for name, t in ours.items() if name in theirs and theirs[name].shape != t.shape]
+        missing = sorted(set(ours) - set(theirs))[:5]
+        if mismatched or missing:
+            raise ValueError("the checkpoint does not fit this model and data (another model, or "
+                             "other channels/window length): "
+                             + "; ".join(mismatched[:5] + [f"{m}: not in the checkpoint" for m in missing]))
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(params=self.parameters())

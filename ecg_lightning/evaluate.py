@@ -1,0 +1,109 @@
+"""Test a trained checkpoint again, on its own data or on another compatible datamodule.
+
+    python -m ecg_lightning.evaluate ckpt=outputs/runs/<time>/checkpoints/best-epoch004.ckpt
+    python -m ecg_lightning.evaluate ckpt=runs:/<run_id>/<artifact path of the .ckpt>
+    python -m ecg_lightning.evaluate ckpt=... data.split=kfold data.fold=2   # other test split
+    python -m ecg_lightning.evaluate ckpt=... data=mitdb_binary             # other data config
+
+The checkpoint carries the resolved config it was trained with (``run_config``): the model,
+loss and data sections come from there, the paths and the logger from this project, and data
+overrides on the command line replace the checkpoint's data section (a whole ``data=...``
+group, or single ``data.<key>=...`` values on top of the checkpoint's). The test then goes
+through ``run.train`` with ``train=false``, so the new MLflow run records exactly what a
+training run's test does (metrics, G-mean thresholds of the checkpoint, confusion matrix, ROC),
+tagged ``evaluates_checkpoint`` and, when known, ``evaluates_run`` (the training run's id).
+A checkpoint whose classes or layer shapes do not fit the data is refused by the task before
+any weight is loaded (``ClassificationTask.on_load_checkpoint``).
+"""
+
+from __future__ import annotations
+
+import pickle
+import sys
+import time
+from pathlib import Path
+
+import torch
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from ecg_lightning.run import train
+from ecg_lightning.summary import compose_config
+
+RUNS_PREFIX = "runs:/"
+
+
+def local_checkpoint(ckpt: str) -> tuple[Path, str | None]:
+    """A local path for ``ckpt`` and the MLflow run it came from (when it says so)."""
+    if ckpt.startswith(RUNS_PREFIX):
+        import mlflow
+
+        run_id = ckpt[len(RUNS_PREFIX):].split("/", 1)[0]
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=ckpt)), run_id
+    path = Path(ckpt)
+    if not path.is_file():
+        raise FileNotFoundError(f"ckpt={ckpt}: no such file")
+    return path, None
+
+
+def read_checkpoint(path: Path) -> dict:
+    """The checkpoint's contents, loaded with ``weights_only=True`` (nothing is unpickled blindly)."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
+        raise ValueError(f"ckpt={path} is not a checkpoint this project can read safely "
+                         f"(torch.load with weights_only=True failed: {error})") from error
+    if not isinstance(checkpoint, dict) or "run_config" not in checkpoint.get("hyper_parameters", {}):
+        raise ValueError(f"ckpt={path} is not an ecg-lightning checkpoint: it has no "
+                         "hyper_parameters.run_config (the resolved training config)")
+    return checkpoint
+
+
+def evaluation_config(checkpoint: dict, path: Path, overrides: list[str],
+                      source_run: str | None) -> DictConfig:
+    """The training config of ``checkpoint``, pointed at this project and the chosen data."""
+    trained = OmegaConf.create(checkpoint["hyper_parameters"]["run_config"])
+    data_group = [o for o in overrides if o.startswith("data=")]
+    data_values = [o for o in overrides if o.startswith("data.")]
+    others = [o for o in overrides if not o.startswith("data")]
+    cfg = compose_config([*data_group, *others])  # this project's paths, logger, callbacks...
+    OmegaConf.set_struct(cfg, False)
+    for section in ("model", "loss", "optimizer", "scheduler"):
+        cfg[section] = trained.get(section)
+    if not data_group:
+        cfg.data = OmegaConf.merge(trained.data, {"root": None, "cache_dir": cfg.paths.cache_dir,
+                                                  "data_dir": cfg.paths.data_dir})
+    for override in data_values:  # single values on top of the checkpoint's (or the group's) data
+        key, _, value = override.partition("=")
+        OmegaConf.update(cfg, key, yaml.safe_load(value), merge=True)
+    cfg.train, cfg.test, cfg.ckpt_path = False, True, str(path)
+    cfg.optimized_metric = str(cfg.monitor.metric).replace("val/", "test/", 1)  # no validation here
+    cfg.experiment_name = trained.get("experiment_name", cfg.experiment_name)
+    cfg.run_name = f"evaluate {source_run or path.name}"
+    cfg.evaluates = {"checkpoint": str(path), "run": source_run}
+    # Not a Hydra app: the run folder is made here, as Hydra would for a training run.
+    cfg.paths.output_dir = str(Path(cfg.paths.outputs_dir) / "evaluations"
+                               / time.strftime("%Y-%m-%d_%H-%M-%S"))
+    return cfg
+
+
+def evaluate(ckpt: str, overrides: list[str] = ()) -> tuple[float, dict]:
+    path, source_run = local_checkpoint(ckpt)
+    checkpoint = read_checkpoint(path)
+    cfg = evaluation_config(checkpoint, path, list(overrides), source_run)
+    return train(cfg)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    ckpts = [a for a in argv if a.startswith("ckpt=")]
+    if len(ckpts) != 1:
+        sys.exit("usage: python -m ecg_lightning.evaluate ckpt=<path or runs:/<run_id>/<path>> "
+                 "[data=<config>] [data.<key>=<value> ...]")
+    _, metrics = evaluate(ckpts[0].split("=", 1)[1], [a for a in argv if a not in ckpts])
+    for name in sorted(k for k in metrics if k.count("/") == 1):
+        print(f"{name:>28}  {metrics[name]:.4f}")
+
+
+if __name__ == "__main__":
+    main()
