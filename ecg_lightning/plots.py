@@ -52,3 +52,55 @@ def plot_roc_curves(fpr: list, tpr: list, thresholds: list[dict], class_names: l
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_training_curves(histories: dict[str, list[tuple[int, float]]], path: Path) -> Path:
+    """Per-epoch curves: losses on the left, every other metric on the right (x: epoch)."""
+    fig, (loss_ax, metric_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    for name, points in sorted(histories.items()):
+        if not points:
+            continue
+        epochs, values = zip(*points)
+        ax = loss_ax if "loss" in name else metric_ax
+        ax.plot(epochs, values, marker="o", markersize=3, label=name)
+    for ax, title in ((loss_ax, "loss"), (metric_ax, "metrics")):
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+        if ax.lines:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_examples(examples: list[dict], class_names: list[str], path: Path) -> Path:
+    """Test inputs as the model sees them, one row per true class, titled true -> predicted.
+
+    One-channel inputs are drawn as a line (a beat window, or PCA scores); several channels
+    as an image (a spectrogram: frequency bins by frames).
+    """
+    classes = sorted({e["true"] for e in examples})
+    columns = max(sum(e["true"] == c for e in examples) for c in classes)
+    fig, axes = plt.subplots(len(classes), columns, figsize=(3 * columns, 1.8 * len(classes)),
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for row, true in enumerate(classes):
+        for column, example in enumerate(e for e in examples if e["true"] == true):
+            ax = axes[row, column]
+            ax.axis("on")
+            signal = np.asarray(example["input"])
+            if signal.shape[0] == 1:
+                ax.plot(signal[0], lw=0.8)
+            else:
+                ax.imshow(signal, aspect="auto", origin="lower")
+            right = example["predicted"] == true
+            ax.set_title(f"{class_names[true]} -> {class_names[example['predicted']]}",
+                         fontsize=8, color="black" if right else "red")
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -93,6 +93,8 @@ def train(cfg: DictConfig) -> tuple[float, dict]:
             checkpoint = trainer.checkpoint_callback
             if checkpoint is not None and checkpoint.best_model_score is not None:
                 metrics[checkpoint.monitor] = float(checkpoint.best_model_score)
+            if mlflow is not None:
+                tracking.log_training_curves(mlflow, output_dir)
         if cfg.test:
             best = getattr(trainer.checkpoint_callback, "best_model_path", "") if cfg.train else ""
             trainer.test(model, datamodule=datamodule,

@@ -17,7 +17,8 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig, OmegaConf
 
-from ecg_lightning.plots import plot_confusion_matrix, plot_roc_curves
+from ecg_lightning.plots import (plot_confusion_matrix, plot_examples, plot_roc_curves,
+                                 plot_training_curves)
 
 
 def git_commit() -> str:
@@ -84,10 +85,14 @@ def write_test_report(report: dict, output_dir: Path) -> list[Path]:
     """Write the test report as JSON, CSV and PNG files; return their paths."""
     output_dir.mkdir(parents=True, exist_ok=True)
     metrics_file = output_dir / "metrics_test.json"
-    metrics_file.write_text(json.dumps({k: v for k, v in report.items() if k != "roc"}, indent=1))
+    metrics_file.write_text(json.dumps({k: v for k, v in report.items()
+                                        if k not in ("roc", "examples")}, indent=1))
     files = [metrics_file, *write_thresholds(report["thresholds"], output_dir)]
     files.append(plot_roc_curves(report["roc"]["fpr"], report["roc"]["tpr"], report["thresholds"],
                                  report["class_names"], output_dir / "roc_curves.png"))
+    if report.get("examples"):
+        files.append(plot_examples(report["examples"], report["class_names"],
+                                   output_dir / "test_examples.png"))
     if len(report["confusion"]) and isinstance(report["confusion"][0][0], list):
         return files  # multilabel: one 2x2 matrix per label, kept in the JSON
     confusion_file = output_dir / "confusion_matrix.csv"
@@ -115,6 +120,22 @@ def write_thresholds(rows: list[dict], output_dir: Path) -> list[Path]:
         writer.writeheader()
         writer.writerows(rows)
     return [json_file, csv_file]
+
+
+CURVES = ("train/loss_epoch", "val/loss", "train/accuracy", "val/accuracy", "train/f1_macro",
+          "val/f1_macro", "val/auroc_macro")
+
+
+def log_training_curves(logger: MLFlowLogger, output_dir: Path) -> Path:
+    """``training_curves.png`` from the run's own per-epoch metric history in MLflow."""
+    client, run_id = logger.experiment, logger.run_id
+    histories = {}
+    for name in CURVES:
+        by_step = sorted((m.step, m.value) for m in client.get_metric_history(run_id, name))
+        histories[name] = [(epoch, value) for epoch, (_, value) in enumerate(by_step)]
+    path = plot_training_curves(histories, output_dir / "training_curves.png")
+    client.log_artifact(run_id, str(path))
+    return path
 
 
 def log_artifacts(logger: MLFlowLogger, files: list[Path]) -> None:

@@ -53,6 +53,7 @@ class ClassificationTask(L.LightningModule):
         self.register_buffer("gmean_thresholds", torch.full((num_classes,), float("nan")))
         self.test_at_thresholds = threshold_stats(num_classes)
         self.test_bootstrap = bootstrapped_metrics(num_classes, task, bootstrap_resamples)
+        self.test_examples: list[dict] = []  # a few test inputs per class, for the report figure
         self.test_report: dict | None = None  # filled at the end of testing, read by run.py
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -89,6 +90,19 @@ class ClassificationTask(L.LightningModule):
                                        one_vs_rest(y, len(self.class_names), self.task))
         for metric in self.test_bootstrap.values():
             metric.update(probs, y)
+        self._keep_examples(batch[0], y, probs)
+
+    def _keep_examples(self, x: torch.Tensor, y: torch.Tensor, probs: torch.Tensor,
+                       per_class: int = 3) -> None:
+        """The first ``per_class`` test inputs of every (first) true class, with the prediction."""
+        if self.task != "multiclass":
+            return
+        predicted = probs.argmax(dim=-1)
+        for index in range(len(y)):
+            true = int(y[index])
+            if sum(e["true"] == true for e in self.test_examples) < per_class:
+                self.test_examples.append({"input": x[index].cpu().numpy(), "true": true,
+                                           "predicted": int(predicted[index])})
 
     def _log_epoch_metrics(self, stage: str, metrics) -> dict[str, torch.Tensor]:
         results = metrics.compute()
@@ -123,7 +137,9 @@ class ClassificationTask(L.LightningModule):
             "absent_classes": absent_classes(results, self.class_names, self.task),
             "thresholds": threshold_rows,
             "roc": {"fpr": [f.cpu().numpy() for f in fpr], "tpr": [t.cpu().numpy() for t in tpr]},
+            "examples": self.test_examples,
         }
+        self.test_examples = []
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Refuse, with a message that says why, a checkpoint of other classes or another model."""
