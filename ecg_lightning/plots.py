@@ -104,3 +104,59 @@ def plot_examples(examples: list[dict], class_names: list[str], path: Path) -> P
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def plot_class_distribution(card: dict, path: Path) -> Path:
+    """Items per class in every split (bars side by side), from a dataset card."""
+    classes = card["label_classes"]
+    splits = list(card["splits"])
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(classes) * len(splits) / 2 + 3), 3.5))
+    width = 0.8 / len(splits)
+    for offset, name in enumerate(splits):
+        counts = [card["splits"][name]["per_class"][c] for c in classes]
+        ax.bar(np.arange(len(classes)) + offset * width, counts, width, label=name)
+    ax.set_xticks(np.arange(len(classes)) + 0.4 - width / 2, classes,
+                  rotation=90 if len(classes) > 8 else 0)
+    ax.set_yscale("log")
+    ax.set_ylabel("items (log scale)")
+    ax.set_title(f"{card['database']}: {card.get('split_paradigm', card['split'])}", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_strip(time_s, signal, marks_s, labels, title: str, path: Path) -> Path:
+    """A strip of raw signal with the beat positions and their labels."""
+    fig, ax = plt.subplots(figsize=(10 if time_s[-1] > 2 else 5, 3))
+    ax.plot(time_s, signal, lw=0.8, color="black")
+    for position, label in zip(marks_s, labels or [""] * len(marks_s)):
+        ax.axvline(position, color="tab:red", lw=0.5, alpha=0.6)
+        ax.text(position, ax.get_ylim()[1], label, fontsize=7, ha="center", va="bottom")
+    ax.set_xlabel("time in the strip (s)")
+    ax.set_ylabel("mV")
+    ax.set_title(title, fontsize=9, pad=14)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_input(item, label: str, path: Path) -> Path:
+    """One item as the model sees it: a line for one channel, an image for several."""
+    item = np.asarray(item)
+    fig, ax = plt.subplots(figsize=(6, 3))
+    if item.shape[0] == 1:
+        ax.plot(item[0], lw=0.8)
+        ax.set_xlabel("step")
+    else:
+        image = ax.imshow(item, aspect="auto", origin="lower")
+        fig.colorbar(image, ax=ax)
+        ax.set_xlabel("frame")
+        ax.set_ylabel("channel (frequency bin)")
+    ax.set_title(f"one training input ({label})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

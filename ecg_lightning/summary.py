@@ -1,10 +1,14 @@
 """Print a datamodule's dataset card without training.
 
-    python -m ecg_lightning.summary data=mitdb [data.split=intra_patient] [--json]
+    python -m ecg_lightning.summary data=mitdb [data.split=intra_patient] [--json] [--plots]
 
-Arguments other than ``--json`` are Hydra overrides of the same config ``run`` composes.
-The card lists records and subjects per split, items per class per split, sampling rate,
-window, leads, label scheme and the cache location.
+Arguments other than ``--json`` and ``--plots`` are Hydra overrides of the same config ``run``
+composes. The card lists records and subjects per split, items per class per split, sampling
+rate, window, leads, label scheme and the cache location. ``--plots`` also writes, under
+``<outputs>/summary/<database>/``, the pictures to look at before training: the class
+distribution per split, a 10 s strip of the first test record and a 1 s strip centred on its
+first abnormal beat (beat databases, raw signal read with wfdb, annotations marked), and one
+item's input as the model sees it (a spectrogram when the data config computes them).
 """
 
 from __future__ import annotations
@@ -25,12 +29,39 @@ def compose_config(overrides: list[str]):
         return compose(config_name="config", overrides=overrides)
 
 
-def dataset_card(overrides: list[str]) -> dict:
+def prepared_datamodule(overrides: list[str]):
     cfg = compose_config(overrides)
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup()
-    return datamodule.describe()
+    return cfg, datamodule
+
+
+def dataset_card(overrides: list[str]) -> dict:
+    return prepared_datamodule(overrides)[1].describe()
+
+
+def write_plots(datamodule, folder: Path) -> list[Path]:
+    """The summary pictures (see the module docstring); returns the files written."""
+    from ecg_lightning import plots
+
+    folder.mkdir(parents=True, exist_ok=True)
+    card = datamodule.describe()
+    files = [plots.plot_class_distribution(card, folder / "class_distribution.png")]
+    if hasattr(datamodule, "record_strip"):  # beat databases: raw strips of a test record
+        record = str(datamodule.records[datamodule.splits["test"][0]])
+        files.append(plots.plot_strip(*datamodule.record_strip(record, seconds=10.0),
+                                      folder / "strip_10s.png"))
+        abnormal = datamodule.first_abnormal_beat(record)
+        if abnormal is not None:
+            files.append(plots.plot_strip(*datamodule.record_strip(record, seconds=1.0,
+                                                                   centre=abnormal),
+                                          folder / "strip_1s_abnormal.png"))
+    item = int(datamodule.splits["train"][0])
+    files.append(plots.plot_input(datamodule.inputs[item], datamodule.class_names[
+        int(datamodule.targets[item])] if datamodule.task == "multiclass" else "",
+        folder / ("spectrogram.png" if datamodule.spectrogram else "input.png")))
+    return files
 
 
 def format_card(card: dict) -> str:
@@ -55,9 +86,14 @@ def format_card(card: dict) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    as_json = "--json" in argv
-    card = dataset_card([a for a in argv if a != "--json"])
-    print(json.dumps(card, indent=1) if as_json else format_card(card))
+    flags = {"--json", "--plots"}
+    cfg, datamodule = prepared_datamodule([a for a in argv if a not in flags])
+    card = datamodule.describe()
+    print(json.dumps(card, indent=1) if "--json" in argv else format_card(card))
+    if "--plots" in argv:
+        folder = Path(cfg.paths.outputs_dir) / "summary" / datamodule.slug
+        for path in write_plots(datamodule, folder):
+            print(f"wrote {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

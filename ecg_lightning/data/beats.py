@@ -291,6 +291,29 @@ class BeatDataModule(ECGDataModule):
             return group_split(self.groups, self.val_fraction, self.test_fraction, self.seed)
         return group_kfold(self.groups, self.fold, self.num_folds, self.seed)
 
+    # ------------------------------------------------------------------ pictures (summary --plots)
+    def record_strip(self, record: str, seconds: float, centre: int | None = None):
+        """``(time s, signal, annotation samples, symbols, title)`` of the raw lead, via wfdb."""
+        path = str(self.root / record)
+        fs = wfdb.rdheader(path).fs
+        half = round(seconds * fs / 2)
+        start = 0 if centre is None else max(0, centre - half)
+        stop = start + round(seconds * fs)
+        lead = self.info["leads"][record]
+        signal = wfdb.rdrecord(path, sampfrom=start, sampto=stop, channel_names=[lead]).p_signal[:, 0]
+        mine = (self.records.astype(str) == record) & (self.samples >= start) & (self.samples < stop)
+        marks = self.samples[mine] - start
+        names = [self.class_names[t] for t in self.targets[mine]] if self.task == "multiclass" else []
+        title = f"{self.slug} {record}, {lead}, {start / fs:.1f}-{stop / fs:.1f} s (raw)"
+        return (np.arange(len(signal)) / fs, signal, marks / fs, names, title)
+
+    def first_abnormal_beat(self, record: str) -> int | None:
+        """Sample of the record's first beat outside the first class (N / normal), if any."""
+        if self.label_scheme == "identification":
+            return None
+        mine = np.flatnonzero((self.records.astype(str) == record) & (self.targets > 0))
+        return int(self.samples[mine[0]]) if len(mine) else None
+
     def describe_preprocessing(self) -> dict:
         leads = sorted(set(self.info["leads"].values()))
         return {"split_paradigm": self.split_paradigm, "label_scheme": self.label_scheme,
