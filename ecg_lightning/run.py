@@ -36,13 +36,17 @@ def instantiate_with_facts(node: DictConfig, facts: dict, **kwargs):
 
 def build_model(cfg: DictConfig, datamodule) -> L.LightningModule:
     """The LightningModule of a config, sized by the facts of a set-up datamodule."""
-    net = instantiate_with_facts(cfg.model.net, datamodule.model_facts())
-    loss = instantiate_with_facts(cfg.loss, {"class_counts": datamodule.class_counts,
-                                             "num_items": len(datamodule.splits["train"])})
+    return model_from_facts(cfg, datamodule.data_facts())
+
+
+def model_from_facts(cfg: DictConfig, facts: dict) -> L.LightningModule:
+    """The LightningModule of a config and data facts (a checkpoint keeps them: ``data_facts``)."""
+    net = instantiate_with_facts(cfg.model.net, facts)
+    loss = instantiate_with_facts(cfg.loss, facts)  # class_counts, num_items
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     return instantiate(cfg.model, net=net, loss=loss, optimizer=instantiate(cfg.optimizer),
-                       scheduler=scheduler, class_names=datamodule.class_names,
-                       task=datamodule.task, run_config=OmegaConf.to_yaml(cfg, resolve=True),
+                       scheduler=scheduler, class_names=facts["class_names"], task=facts["task"],
+                       run_config=OmegaConf.to_yaml(cfg, resolve=True), data_facts=facts,
                        bootstrap_resamples=cfg.get("bootstrap_resamples", 200),
                        _convert_="all")  # plain lists in hparams: checkpoints load weights_only
 

@@ -243,14 +243,28 @@ class ECGDataModule(L.LightningDataModule):
 
     def apply_pca(self) -> None:
         """Project every item onto the fitted components: ``inputs`` becomes ``[N, 1, K]``."""
+        self.inputs = self.project_pca(self._raw_inputs)
+        self._datasets = {}  # rebuilt from the projected inputs
+
+    def project_pca(self, inputs: np.ndarray) -> np.ndarray:
+        """``[N, C, T]`` -> ``[N, 1, K]`` component scores of the fitted (or loaded) PCA."""
         components = np.asarray(self._pca["components"], dtype=np.float32)
         mean = np.asarray(self._pca["mean"], dtype=np.float32)
-        flat = self._raw_inputs.reshape(len(self._raw_inputs), -1)
+        flat = inputs.reshape(len(inputs), -1)
         if flat.shape[1] != components.shape[1]:
             raise ValueError(f"the PCA state expects inputs of length {components.shape[1]}, "
                              f"these items have {flat.shape[1]}: a checkpoint of other preprocessing?")
-        self.inputs = ((flat - mean) @ components.T)[:, None, :].astype(np.float32)
-        self._datasets = {}  # rebuilt from the projected inputs
+        return ((flat - mean) @ components.T)[:, None, :].astype(np.float32)
+
+    def features(self, windows: np.ndarray) -> np.ndarray:
+        """Model inputs for new windows ``[N, C, T]``, transformed as the training items were
+        (spectrogram, then the saved PCA): what ``predict`` feeds a checkpoint."""
+        inputs = np.asarray(windows, dtype=np.float32)
+        if self.spectrogram is not None:
+            inputs = spectrogram(inputs, self.spectrogram)
+        if self._pca is not None:
+            inputs = self.project_pca(inputs)
+        return inputs
 
     def state_dict(self) -> dict:
         """The fitted PCA as plain lists of floats (checkpoints load with ``weights_only=True``)."""
@@ -297,6 +311,11 @@ class ECGDataModule(L.LightningDataModule):
         """What a model needs to know about the data, passed by run.py at instantiation."""
         return {"num_classes": self.num_classes, "in_channels": self.in_channels,
                 "seq_len": self.seq_len}
+
+    def data_facts(self) -> dict:
+        """Everything needed to rebuild the model without the data: saved in every checkpoint."""
+        return {**self.model_facts(), "class_names": list(self.class_names), "task": self.task,
+                "class_counts": self.class_counts, "num_items": int(len(self.splits["train"]))}
 
     def split_counts(self, name: str) -> np.ndarray:
         """Items per class in one split (positives per label for multilabel data)."""

@@ -291,6 +291,10 @@ class BeatDataModule(ECGDataModule):
             return group_split(self.groups, self.val_fraction, self.test_fraction, self.seed)
         return group_kfold(self.groups, self.fold, self.num_folds, self.seed)
 
+    def data_facts(self) -> dict:
+        # predict resamples a new record to the rate the model was trained at
+        return {**super().data_facts(), "sampling_rate_hz": float(self.info["fs"])}
+
     # ------------------------------------------------------------------ pictures (summary --plots)
     def record_strip(self, record: str, seconds: float, centre: int | None = None):
         """``(time s, signal, annotation samples, symbols, title)`` of the raw lead, via wfdb."""

@@ -31,10 +31,12 @@ class ClassificationTask(L.LightningModule):
                  scheduler: Callable[..., object] | None = None,
                  class_names: list[str] | tuple[str, ...] = (), task: str = "multiclass",
                  scheduler_monitor: str = "val/loss", run_config: str | None = None,
-                 bootstrap_resamples: int = 200) -> None:
+                 bootstrap_resamples: int = 200, data_facts: dict | None = None) -> None:
         super().__init__()
         # Plain values only, so a checkpoint loads with torch.load(weights_only=True);
-        # ``run_config`` is the resolved Hydra config (YAML text) that rebuilds net and data.
+        # ``run_config`` is the resolved Hydra config (YAML text) that rebuilds net and data;
+        # ``data_facts`` (classes, channels, window, rate, class counts) rebuild the model
+        # without the training data (``predict``).
         self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler"], logger=False)
         self.net = net
         self.loss = loss

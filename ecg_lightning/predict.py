@@ -1,0 +1,140 @@
+"""Classify every beat of a WFDB record with a trained checkpoint.
+
+    python -m ecg_lightning.predict ckpt=<path or runs:/...> record=path/to/100 [out=folder]
+
+Beat positions come from the record's ``.atr`` annotation file when there is one, otherwise
+from wfdb's GQRS detector. The record is read, resampled to the rate the model was trained at
+and filtered exactly as the training data was (the checkpoint carries its data config, its
+data facts and, when used, the fitted PCA). Writes into ``out`` (default
+``outputs/predictions/<record>/``):
+
+* ``<record>.pred``: a WFDB annotation file (``wfdb.rdann(path, "pred")``) with one annotation
+  per classified beat: the class as the annotation symbol when it is one WFDB knows (N, S, V,
+  F, Q...), otherwise ``Q``, and always the class name in the annotation's aux note;
+* ``<record>_predictions.csv``: sample, time (s), label, then one probability per class;
+* ``<record>_predictions.png``: the first 20 s of the record with the predicted labels.
+
+Only beat-window models of the WFDB beat databases (mitdb, nsrdb, ecgiddb and their presets)
+can predict on a record; the G-mean thresholds of the checkpoint are reported beside the argmax
+label in the CSV (``<class>_at_gmean`` columns: 1 where the probability reaches the threshold).
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import wfdb
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from wfdb.io.annotation import ann_label_table
+
+from ecg_lightning.data.beats import BeatDataModule, read_beat_windows
+from ecg_lightning.data.labels import BEAT_SYMBOLS
+from ecg_lightning.evaluate import local_checkpoint, read_checkpoint
+from ecg_lightning.plots import plot_strip
+from ecg_lightning.run import model_from_facts
+
+WFDB_SYMBOLS = set(ann_label_table["symbol"])
+
+
+def load_for_prediction(ckpt: str):
+    """``(config, datamodule with its saved state, model in eval mode, facts)`` of a checkpoint."""
+    path, _ = local_checkpoint(ckpt)
+    checkpoint = read_checkpoint(path)
+    cfg = OmegaConf.create(checkpoint["hyper_parameters"]["run_config"])
+    facts = checkpoint["hyper_parameters"].get("data_facts")
+    if not facts or "sampling_rate_hz" not in facts:
+        raise ValueError(f"ckpt={path} was not trained on a WFDB beat database (or predates "
+                         "data facts in checkpoints): predict needs beat windows of a known rate")
+    datamodule = instantiate(cfg.data)
+    if not isinstance(datamodule, BeatDataModule):
+        raise ValueError(f"ckpt={path}: its data ({cfg.data._target_}) is not a beat database")
+    datamodule.load_state_dict(checkpoint.get(type(datamodule).__name__, {}))
+    model = model_from_facts(cfg, facts)
+    model.load_state_dict(checkpoint["state_dict"])
+    return cfg, datamodule, model.eval(), facts
+
+
+def beat_inputs(datamodule: BeatDataModule, record: Path, fs: float) -> dict:
+    """The record's beat windows, preprocessed as the training data, and their positions."""
+    if not record.with_suffix(".hea").is_file():
+        raise FileNotFoundError(f"record={record}: no header {record.with_suffix('.hea')}")
+    beats = "annotations" if record.with_suffix(".atr").is_file() else "detector"
+    read = read_beat_windows(record, lead=datamodule.lead, fs=fs, bandpass=datamodule.bandpass,
+                             derivative=datamodule.derivative,
+                             smoothing_seconds=datamodule.smoothing_seconds,
+                             pre_seconds=datamodule.pre_seconds,
+                             post_seconds=datamodule.post_seconds,
+                             normalize=datamodule.normalize, beats=beats)
+    if read is None:
+        leads = wfdb.rdheader(str(record)).sig_name
+        raise ValueError(f"record={record} has no lead {datamodule.lead!r} (its leads: "
+                         f"{', '.join(leads)}); the model was trained on {datamodule.lead}")
+    if beats == "annotations":  # classify beats, not rhythm or noise annotations
+        is_beat = np.isin(read["symbols"], BEAT_SYMBOLS)
+        read = {**read, "windows": read["windows"][is_beat], "samples": read["samples"][is_beat]}
+    return {**read, "beats": beats, "inputs": datamodule.features(read["windows"][:, None, :])}
+
+
+def predict(ckpt: str, record: str, out: str | None = None, batch_size: int = 1024) -> dict:
+    cfg, datamodule, model, facts = load_for_prediction(ckpt)
+    record_path = Path(record)
+    native_fs = wfdb.rdheader(str(record_path)).fs
+    beats = beat_inputs(datamodule, record_path, facts["sampling_rate_hz"])
+    with torch.no_grad():
+        inputs = torch.from_numpy(np.ascontiguousarray(beats["inputs"], dtype=np.float32))
+        probs = torch.cat([model.probabilities(model(batch))
+                           for batch in inputs.split(batch_size)]).numpy()
+    names = facts["class_names"]
+    labels = [names[i] for i in probs.argmax(axis=1)]
+    samples = np.round(beats["samples"] * native_fs / facts["sampling_rate_hz"]).astype(np.int64)
+    folder = Path(out) if out else Path(cfg.paths.outputs_dir) / "predictions" / record_path.name
+    folder.mkdir(parents=True, exist_ok=True)
+    files = write_outputs(record_path, folder, samples, native_fs, labels, probs, names,
+                          model.gmean_thresholds.numpy())
+    return {"labels": labels, "samples": samples, "probabilities": probs, "files": files,
+            "beat_positions": beats["beats"]}
+
+
+def write_outputs(record: Path, folder: Path, samples, fs: float, labels: list[str], probs,
+                  names: list[str], thresholds) -> list[Path]:
+    symbols = [label if label in WFDB_SYMBOLS else "Q" for label in labels]
+    wfdb.wrann(record.name, "pred", samples, symbol=symbols, aux_note=labels, fs=fs,
+               write_dir=str(folder))
+    table = folder / f"{record.name}_predictions.csv"
+    with table.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["sample", "time_s", "label", *names, *(f"{n}_at_gmean" for n in names)])
+        called = probs >= np.nan_to_num(thresholds, nan=np.inf)
+        for sample, label, row, calls in zip(samples, labels, probs, called):
+            writer.writerow([int(sample), round(sample / fs, 4), label,
+                             *(f"{p:.5f}" for p in row), *calls.astype(int)])
+    seconds = min(20.0, wfdb.rdheader(str(record)).sig_len / fs)
+    signal = wfdb.rdrecord(str(record), sampto=round(seconds * fs), channels=[0]).p_signal[:, 0]
+    shown = samples < len(signal)
+    figure = plot_strip(np.arange(len(signal)) / fs, signal, samples[shown] / fs,
+                        [l for l, s in zip(labels, shown) if s],
+                        f"{record.name}: predicted labels (first {seconds:.0f} s, channel 0)",
+                        folder / f"{record.name}_predictions.png")
+    return [folder / f"{record.name}.pred", table, figure]
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    args = dict(a.split("=", 1) for a in argv if "=" in a)
+    if "ckpt" not in args or "record" not in args or set(args) - {"ckpt", "record", "out"}:
+        sys.exit("usage: python -m ecg_lightning.predict ckpt=<path or runs:/...> "
+                 "record=<path/to/record> [out=<folder>]")
+    result = predict(args["ckpt"], args["record"], args.get("out"))
+    counts = {name: result["labels"].count(name) for name in sorted(set(result["labels"]))}
+    print(f"{len(result['labels'])} beats ({result['beat_positions']}): {counts}")
+    for path in result["files"]:
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,265 @@
+"""Compare MLflow runs: a table with mean ± std over seeds and folds, one row per group.
+
+    python -m ecg_lightning.report                                   # experiment ecg-lightning
+    python -m ecg_lightning.report experiment_name=my-sweep group_by=model,loss
+    python -m ecg_lightning.report metrics=test/accuracy,test/sensitivity/S out=paper/tables
+    python -m ecg_lightning.report "filter=tags.preset = 'none'"     # an MLflow search filter
+
+What it reads: the runs of one MLflow experiment (``experiment_name``, default the run
+config's ``ecg-lightning``) in the store that ``run`` writes to: ``MLFLOW_TRACKING_URI`` when
+set, else ``sqlite:///<outputs>/mlflow.db``. Both come from composing the run config, so the
+run's overrides apply here too (``paths.root_dir=...``, ``logger.mlflow.tracking_uri=...``).
+
+How it groups: by the run tags in ``group_by`` (default ``data,model,loss``; any tag that
+``tracking.run_tags`` sets works, e.g. ``seed``, ``preset``, ``label_scheme``) and always by
+the split paradigm (tag ``split``), so an intra-patient figure is never averaged with an
+inter-patient one. A group's cell is the mean ± the *sample* standard deviation (ddof=1)
+over its FINISHED training runs (one per seed x fold); a group of one run shows its value
+alone. Not averaged, but counted per group in a second table so that none disappears
+silently: runs in any other state (FAILED, RUNNING, KILLED), and re-tests of a checkpoint by
+``python -m ecg_lightning.evaluate`` (tag ``evaluates_checkpoint``), which would count a
+trained model twice.
+
+What it writes (and prints): ``<out>/<experiment>.md`` (both tables) and
+``<out>/<experiment>.csv`` (the comparison: group tags, ``split``, ``n``, ``seeds``,
+``folds``, and per metric ``<metric> mean``, ``<metric> std`` and ``<metric> count``, the
+number of runs that logged it) and ``<out>/<experiment>_not_counted.csv`` (the second
+table, possibly empty). ``out`` defaults to ``<outputs>/reports``. Metrics: those of
+test/accuracy, test/f1_macro, test/f1_weighted, test/auroc_macro that the runs logged, or
+``metrics=a,b,c``.
+
+Arguments are ``key=value`` words: ``group_by``, ``metrics``, ``out`` and ``filter`` are this
+command's own; every other word is a Hydra override of the run config.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from hydra.errors import ConfigCompositionException
+from mlflow.tracking import MlflowClient
+
+from ecg_lightning.summary import compose_config
+
+DEFAULT_GROUP_BY = ("data", "model", "loss")
+HEADLINE_METRICS = ("test/accuracy", "test/f1_macro", "test/f1_weighted", "test/auroc_macro")
+OWN_KEYS = ("group_by", "metrics", "out", "filter")
+MISSING = "-"  # shown for a tag a run does not carry (e.g. ``fold`` outside k-fold splits)
+EVALUATION_TAG = "evaluates_checkpoint"  # set by ecg_lightning.evaluate on its runs
+
+
+class ReportError(Exception):
+    """A problem the user can fix (unknown experiment, no runs, unknown tag or metric)."""
+
+
+@dataclass
+class Report:
+    table: pd.DataFrame        # one row per group: the comparison
+    not_counted: pd.DataFrame  # one row per group and reason (state, or evaluate re-test)
+    markdown: str
+    files: list[Path] = field(default_factory=list)
+
+
+def parse_args(argv: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Split ``key=value`` words into this command's options and Hydra overrides."""
+    options, overrides = {}, []
+    for word in argv:
+        key, sep, value = word.partition("=")
+        if not sep:
+            raise ReportError(f"expected key=value, got {word!r}")
+        if key in OWN_KEYS:
+            options[key] = value
+        else:
+            overrides.append(word)
+    return options, overrides
+
+
+def comma_list(text: str | None) -> list[str]:
+    return [item.strip() for item in (text or "").split(",") if item.strip()]
+
+
+def open_store(tracking_uri: str) -> MlflowClient:
+    """A client on the store; a sqlite file that is not there is an error, not a new store."""
+    if tracking_uri.startswith("sqlite:///"):
+        path = Path(tracking_uri.removeprefix("sqlite:///"))
+        if not path.is_file():  # MLflow would quietly create an empty store here
+            raise ReportError(f"no MLflow store at {path.resolve()} ({tracking_uri}); run from "
+                              "the project root, or pass paths.root_dir=... or set "
+                              "MLFLOW_TRACKING_URI")
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+def load_runs(client: MlflowClient, experiment_name: str, filter_string: str = "") -> pd.DataFrame:
+    """One row per (not deleted) run: ``run_id``, ``status``, ``tags.<name>`` and
+    ``metrics.<name>`` (last value), the columns ``mlflow.search_runs`` would give."""
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        names = sorted(e.name for e in client.search_experiments())
+        raise ReportError(f"no MLflow experiment named {experiment_name!r} in "
+                          f"{client.tracking_uri}; experiments there: {', '.join(names)}")
+    runs, token = [], None
+    while True:  # search_runs returns pages of at most max_results
+        page = client.search_runs([experiment.experiment_id], filter_string=filter_string,
+                                  max_results=1000, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            break
+    if not runs:
+        where = f" matching {filter_string!r}" if filter_string else ""
+        raise ReportError(f"experiment {experiment_name!r} in {client.tracking_uri} has no "
+                          f"runs{where}")
+    return pd.DataFrame([{"run_id": r.info.run_id, "status": r.info.status,
+                          **{f"tags.{k}": v for k, v in r.data.tags.items()},
+                          **{f"metrics.{k}": v for k, v in r.data.metrics.items()}}
+                         for r in runs])
+
+
+def group_keys(group_by: list[str]) -> list[str]:
+    """The tags to group by: ``group_by`` and always the split paradigm."""
+    return [*group_by, *(["split"] if "split" not in group_by else [])]
+
+
+def summarize(runs: pd.DataFrame, group_by: list[str], metrics: list[str]
+              ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The comparison table (FINISHED training runs) and the other runs counted per group."""
+    keys = group_keys(group_by)
+    # Plain tag names as columns; a tag a run lacks reads "-" (groupby would drop NaN keys).
+    frame = pd.DataFrame({"run_id": runs["run_id"]})
+    for key in keys + ["seed", "fold"]:
+        column = f"tags.{key}"
+        frame[key] = runs[column].fillna(MISSING) if column in runs else MISSING
+    for metric in metrics:
+        frame[metric] = runs[f"metrics.{metric}"]
+    frame["reason"] = runs["status"]  # why a run is not counted; FINISHED: it is
+    if f"tags.{EVALUATION_TAG}" in runs:
+        frame.loc[runs[f"tags.{EVALUATION_TAG}"].notna(), "reason"] = "evaluate re-test"
+    finished = frame[frame["reason"] == "FINISHED"]
+
+    rows = []
+    for values, group in finished.groupby(keys, sort=True):
+        row = dict(zip(keys, values))
+        row["n"] = len(group)
+        row["seeds"] = distinct(group["seed"])
+        row["folds"] = distinct(group["fold"])
+        for metric in metrics:
+            column = group[metric].dropna()
+            row[f"{metric} mean"] = column.mean()
+            row[f"{metric} std"] = column.std(ddof=1)  # NaN for a single run
+            row[f"{metric} count"] = len(column)  # < n when some runs did not log it
+        rows.append(row)
+    table = pd.DataFrame(rows, columns=[*keys, "n", "seeds", "folds",
+                                        *(f"{m} {s}" for m in metrics
+                                          for s in ("mean", "std", "count"))])
+
+    others = frame[frame["reason"] != "FINISHED"]
+    not_counted = (others.groupby([*keys, "reason"], sort=True)["run_id"]
+                   .agg(runs="count", run_ids=lambda ids: " ".join(sorted(ids)))
+                   .reset_index())
+    return table, not_counted
+
+
+def distinct(column: pd.Series) -> str:
+    """``1, 2, 10``: the distinct values of a tag in natural order (numbers as numbers)."""
+    def natural(value: str) -> list:
+        return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", value)]
+    return ", ".join(sorted(set(column) - {MISSING}, key=natural)) or MISSING
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    header = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+def mean_std(mean: float, std: float, count: int, n: int) -> str:
+    """``0.6155 ± 0.0123``; the value alone for one run; ``(count/n)`` when runs lack it."""
+    if count == 0:
+        return MISSING
+    text = f"{mean:.4f}" if pd.isna(std) else f"{mean:.4f} ± {std:.4f}"
+    return text if count == n else f"{text} ({count}/{n})"
+
+
+def render(experiment: str, tracking_uri: str, runs: pd.DataFrame, table: pd.DataFrame,
+           not_counted: pd.DataFrame, keys: list[str], metrics: list[str]) -> str:
+    """The markdown report: a header saying what the cells are, then the two tables."""
+    shown = table[[*keys, "n", "seeds", "folds"]].copy()
+    for metric in metrics:
+        shown[metric] = [mean_std(*values) for values in zip(
+            table[f"{metric} mean"], table[f"{metric} std"], table[f"{metric} count"], table["n"])]
+    states = runs["status"].value_counts()
+    counts = ", ".join(f"{state} {count}" for state, count in states.items())
+    lines = [f"# Runs of MLflow experiment `{experiment}`", "",
+             f"Tracking URI `{tracking_uri}`: {len(runs)} runs ({counts}).",
+             f"Grouped by {', '.join(keys)}. Each cell: mean ± sample standard deviation "
+             "(ddof=1) over the group's FINISHED training runs (seeds x folds); a group of one "
+             "run shows its value alone; `(k/n)`: only k of the n runs logged that metric.", ""]
+    lines.append(markdown_table(shown) if len(shown) else "No FINISHED training runs.")
+    if len(not_counted):
+        lines += ["", "## Runs not counted", "", "Runs that did not finish, and re-tests of a "
+                  "checkpoint by `ecg_lightning.evaluate` (they would count a model twice).", "",
+                  markdown_table(not_counted)]
+    return "\n".join(lines) + "\n"
+
+
+def make_report(argv: list[str]) -> Report:
+    """Read the runs, build the tables, write the markdown and CSV files; see the module doc."""
+    options, overrides = parse_args(argv)
+    try:
+        cfg = compose_config(overrides)
+    except ConfigCompositionException as error:  # e.g. a misspelt key: say which are ours
+        raise ReportError(f"{error} (this command's own keys: {', '.join(OWN_KEYS)}; "
+                          "other words are overrides of the run config)") from error
+    if "mlflow" not in (cfg.get("logger") or {}):
+        raise ReportError("the report reads MLflow runs: leave logger=mlflow in the overrides")
+    tracking_uri = str(cfg.logger.mlflow.tracking_uri)
+    experiment = str(cfg.experiment_name)
+    runs = load_runs(open_store(tracking_uri), experiment, options.get("filter", ""))
+
+    tags = sorted(c.removeprefix("tags.") for c in runs.columns
+                  if c.startswith("tags.") and not c.startswith("tags.mlflow."))
+    logged = sorted(c.removeprefix("metrics.") for c in runs.columns if c.startswith("metrics."))
+    group_by = comma_list(options.get("group_by")) or list(DEFAULT_GROUP_BY)
+    unknown = [key for key in group_by if key not in tags]
+    if unknown:
+        raise ReportError(f"group_by: no run has the tag(s) {', '.join(unknown)}; "
+                          f"tags: {', '.join(tags)}")
+    if "metrics" in options:
+        metrics = comma_list(options["metrics"])
+        unknown = [m for m in metrics if m not in logged]
+        if unknown:
+            raise ReportError(f"metrics: no run logged {', '.join(unknown)}; test metrics "
+                              f"logged: {', '.join(m for m in logged if m.startswith('test/'))}")
+    else:
+        metrics = [m for m in HEADLINE_METRICS if m in logged]
+
+    table, not_counted = summarize(runs, group_by, metrics)
+    markdown = render(experiment, tracking_uri, runs, table, not_counted,
+                      group_keys(group_by), metrics)
+
+    out = Path(options.get("out") or Path(cfg.paths.outputs_dir) / "reports")
+    out.mkdir(parents=True, exist_ok=True)
+    stem = re.sub(r"[^\w.-]+", "_", experiment)  # an experiment name may hold '/' or spaces
+    files = [out / f"{stem}.md", out / f"{stem}.csv", out / f"{stem}_not_counted.csv"]
+    files[0].write_text(markdown)
+    table.to_csv(files[1], index=False)
+    not_counted.to_csv(files[2], index=False)  # always written: never a stale one left behind
+    return Report(table, not_counted, markdown, files)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        report = make_report(sys.argv[1:] if argv is None else argv)
+    except ReportError as error:
+        sys.exit(f"report: {error}")
+    print(report.markdown)
+    print("written: " + ", ".join(map(str, report.files)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""`python -m ecg_lightning.report` over real runs of `python -m ecg_lightning.run`.
+
+One module-wide project folder holds the runs (its own sqlite store): lstm with seeds 1 and 2,
+gru with seed 1, and a gru run (seed 1) that fails after testing because its
+``optimized_metric`` was never logged. Each run trains, validates and tests on one batch
+(``debug=limit`` cut down; ``fast_dev_run`` would switch the loggers off, so no metric would
+reach MLflow).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+from test_run import client_for, run_cli  # pytest puts tests/ on sys.path
+
+from ecg_lightning.report import HEADLINE_METRICS, ReportError, main, make_report
+
+ONE_BATCH = ("debug=limit", "trainer.max_epochs=1", "trainer.limit_train_batches=1",
+             "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
+             "logger.mlflow.log_model=false")  # no checkpoint upload: the report reads metrics
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, mitdb_cache_dir) -> Path:
+    """A project folder whose MLflow store holds 3 finished runs and 1 failed one."""
+    root = tmp_path_factory.mktemp("report_project")
+    lstm = run_cli(root, mitdb_cache_dir, *ONE_BATCH, "model=lstm", "seed=1,2", flags=("-m",))
+    assert lstm.returncode == 0, lstm.stderr[-3000:]
+    # Two gru jobs in one process (saves a start-up): the second names a metric that is never
+    # logged, so run.py raises after testing and ends that run FAILED; the sweep exits non-zero.
+    gru = run_cli(root, mitdb_cache_dir, *ONE_BATCH, "model=gru", "seed=1",
+                  "optimized_metric=val/f1_macro,val/f2", flags=("-m",))
+    assert gru.returncode != 0 and "optimized_metric='val/f2'" in gru.stderr, gru.stderr[-3000:]
+    return root
+
+
+@pytest.fixture
+def no_tracking_env(monkeypatch):
+    """The report must find the project's own store, not one named in the environment."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+def finished_runs(project: Path, model: str):
+    client = client_for(project)
+    experiment = client.get_experiment_by_name("ecg-lightning")
+    return client.search_runs([experiment.experiment_id],
+                              f"tags.model = '{model}' and attributes.status = 'FINISHED'")
+
+
+def test_one_row_per_model_with_mean_and_sample_std_over_seeds(project, tmp_path,
+                                                               no_tracking_env):
+    report = make_report([f"paths.root_dir={project}", f"out={tmp_path}"])
+
+    assert [p.name for p in report.files] == [
+        "ecg-lightning.md", "ecg-lightning.csv", "ecg-lightning_not_counted.csv"]
+    assert all(p.parent == tmp_path and p.is_file() for p in report.files)
+    table = report.table.set_index("model")
+    assert sorted(table.index) == ["gru", "lstm"]
+    assert table.loc["lstm", "n"] == 2 and table.loc["lstm", "seeds"] == "1, 2"
+    assert table.loc["gru", "n"] == 1 and table.loc["gru", "folds"] == "-"
+    assert set(table["split"]) == {"inter_patient"}
+
+    lstm = finished_runs(project, "lstm")
+    assert len(lstm) == 2
+    for metric in HEADLINE_METRICS:  # against numpy on the values MLflow hands back
+        values = np.array([run.data.metrics[metric] for run in lstm])
+        assert table.loc["lstm", f"{metric} mean"] == pytest.approx(values.mean())
+        assert table.loc["lstm", f"{metric} std"] == pytest.approx(values.std(ddof=1))
+        assert np.isnan(table.loc["gru", f"{metric} std"])  # one run: no spread
+        gru_value = finished_runs(project, "gru")[0].data.metrics[metric]
+        assert table.loc["gru", f"{metric} mean"] == pytest.approx(gru_value)
+
+    csv = pd.read_csv(report.files[1], dtype={"seeds": str}).set_index("model")
+    pd.testing.assert_frame_equal(csv, table, check_dtype=False)
+    assert "sample standard deviation (ddof=1)" in report.markdown
+    auroc = table.loc["lstm", "test/auroc_macro mean"], table.loc["lstm", "test/auroc_macro std"]
+    assert f"{auroc[0]:.4f} ± {auroc[1]:.4f}" in report.markdown
+
+    # The failed run is not averaged, but counted in its group, with its id.
+    failed = report.not_counted
+    assert failed[["model", "reason", "runs"]].values.tolist() == [["gru", "FAILED", 1]]
+    failed_ids = [r.info.run_id for r in client_for(project).search_runs(
+        [client_for(project).get_experiment_by_name("ecg-lightning").experiment_id],
+        "attributes.status = 'FAILED'")]
+    assert failed["run_ids"].tolist() == failed_ids
+    assert "## Runs not counted" in report.markdown and failed_ids[0] in report.markdown
+
+
+def test_group_by_seed(project, tmp_path, no_tracking_env):
+    report = make_report([f"paths.root_dir={project}", f"out={tmp_path}", "group_by=seed",
+                          "metrics=test/accuracy,test/sensitivity/N"])
+    table = report.table.set_index("seed")
+    assert table["n"].to_dict() == {"1": 2, "2": 1}  # seed 1: lstm and gru
+    assert list(report.table.columns[:3]) == ["seed", "split", "n"]
+    assert "test/sensitivity/N mean" in table and "test/f1_macro mean" not in table
+    assert report.not_counted[["seed", "reason"]].values.tolist() == [["1", "FAILED"]]
+
+
+def test_filter_selects_runs_with_an_mlflow_search_filter(project, tmp_path, no_tracking_env):
+    report = make_report([f"paths.root_dir={project}", f"out={tmp_path}",
+                          "filter=tags.model = 'lstm'"])
+    assert report.table[["model", "n"]].values.tolist() == [["lstm", 2]]
+    assert report.not_counted.empty  # the failed run was a gru
+    with pytest.raises(ReportError, match="no runs matching"):
+        make_report([f"paths.root_dir={project}", "filter=tags.model = 'cnn'"])
+
+
+def test_command_line_writes_under_outputs_reports(project):
+    """As users call it: a subprocess, default output folder, exit status 0."""
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    result = subprocess.run([sys.executable, "-m", "ecg_lightning.report",
+                             f"paths.root_dir={project}", "group_by=data,model,loss"],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    reports = project / "outputs" / "reports"
+    assert (reports / "ecg-lightning.md").read_text() in result.stdout
+    csv = pd.read_csv(reports / "ecg-lightning.csv")
+    assert csv[["model", "n"]].values.tolist() == [["gru", 1], ["lstm", 2]]
+
+
+def test_unknown_experiment_lists_the_existing_ones(project, no_tracking_env):
+    with pytest.raises(SystemExit) as exit_:
+        main([f"paths.root_dir={project}", "experiment_name=nope"])
+    assert "'nope'" in exit_.value.code and "ecg-lightning" in exit_.value.code
+
+
+def test_unknown_tag_or_metric_is_a_clear_error(project, no_tracking_env):
+    with pytest.raises(ReportError, match="no run has the tag.*colour.*tags: .*model"):
+        make_report([f"paths.root_dir={project}", "group_by=model,colour"])
+    with pytest.raises(ReportError, match="no run logged test/f2.*test/accuracy"):
+        make_report([f"paths.root_dir={project}", "metrics=test/f2"])
+
+
+def test_no_runs_or_no_store_is_an_error(tmp_path, no_tracking_env):
+    with pytest.raises(ReportError, match="no MLflow store at"):
+        make_report([f"paths.root_dir={tmp_path}"])  # and no empty store is created
+    assert not (tmp_path / "outputs" / "mlflow.db").exists()
+
+    (tmp_path / "outputs").mkdir()
+    MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/outputs/mlflow.db").create_experiment(
+        "ecg-lightning")
+    with pytest.raises(SystemExit) as exit_:
+        main([f"paths.root_dir={tmp_path}"])
+    assert "has no runs" in exit_.value.code
+
+
+def test_evaluate_reruns_are_not_counted_twice(tmp_path, no_tracking_env):
+    """A run tagged ``evaluates_checkpoint`` (ecg_lightning.evaluate) is listed, not averaged.
+
+    The runs are written with MLflow's client into a real store: the tags are those
+    tracking.run_tags sets.
+    """
+    (tmp_path / "outputs").mkdir()
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/outputs/mlflow.db")
+    experiment_id = client.create_experiment("ecg-lightning")
+    tags = {"data": "mitdb", "model": "lstm", "loss": "ce", "split": "inter_patient"}
+    for seed, accuracy, extra in [(1, 0.5, {}), (2, 0.7, {}),
+                                  (1, 0.9, {"evaluates_checkpoint": "best.ckpt"})]:
+        run = client.create_run(experiment_id, tags={**tags, "seed": str(seed), **extra})
+        client.log_metric(run.info.run_id, "test/accuracy", accuracy)
+        client.set_terminated(run.info.run_id, "FINISHED")
+
+    report = make_report([f"paths.root_dir={tmp_path}"])
+    row = report.table.iloc[0]
+    assert (row["n"], row["test/accuracy mean"]) == (2, pytest.approx(0.6))
+    assert row["test/accuracy std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
+    assert report.not_counted["reason"].tolist() == ["evaluate re-test"]
