@@ -95,13 +95,17 @@ def write_test_report(report: dict, output_dir: Path) -> list[Path]:
                                    output_dir / "test_examples.png"))
     if len(report["confusion"]) and isinstance(report["confusion"][0][0], list):
         return files  # multilabel: one 2x2 matrix per label, kept in the JSON
-    confusion_file = output_dir / "confusion_matrix.csv"
-    with confusion_file.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["true \\ predicted", *report["class_names"]])
-        for name, row in zip(report["class_names"], report["confusion"]):
-            writer.writerow([name, *row])
-    files.append(confusion_file)
+    for file_name, normalised in (("confusion_matrix.csv", False),
+                                  ("confusion_matrix_normalised.csv", True)):
+        confusion_file = output_dir / file_name
+        with confusion_file.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["true \\ predicted", *report["class_names"]])
+            for name, row in zip(report["class_names"], report["confusion"]):
+                total = sum(row)  # row-normalised: the share of each true class per prediction
+                writer.writerow([name, *([round(v / total, 4) if total else "" for v in row]
+                                         if normalised else row)])
+        files.append(confusion_file)
     files.append(plot_confusion_matrix(report["confusion"], report["class_names"],
                                        output_dir / "confusion_matrix.png"))
     return files

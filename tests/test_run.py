@@ -67,7 +67,8 @@ def test_short_run_is_recorded_in_mlflow(tmp_path, mitdb_cache_dir):
     artifacts = artifact_names(client_for(tmp_path), run_id)
     for name in ("config.yaml", "dataset_card.json", "metrics_test.json",
                  "confusion_matrix.csv", "confusion_matrix.png", "thresholds.json",
-                 "thresholds.csv", "roc_curves.png", "training_curves.png", "test_examples.png"):
+                 "thresholds.csv", "roc_curves.png", "training_curves.png", "test_examples.png",
+                 "confusion_matrix_normalised.csv"):
         assert name in artifacts, (name, artifacts)
     assert any(a.endswith(".ckpt") for a in artifacts), artifacts
 
