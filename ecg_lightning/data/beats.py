@@ -98,16 +98,18 @@ def read_beat_windows(path: Path, lead: str | None, fs: float | None, bandpass, 
     long records (nsrdb holds 24 h per subject). Beats too close to either end for a full
     window are dropped and counted.
     """
-    header = wfdb.rdheader(str(path))
-    sampto = None if max_seconds is None else min(header.sig_len, round(max_seconds * header.fs))
+    sampto = None  # the header is read a second time only when a record is cut short
+    if max_seconds is not None:
+        header = wfdb.rdheader(str(path))
+        sampto = min(header.sig_len, round(max_seconds * header.fs))
     channels = {"channels": [0]} if lead is None else {"channel_names": [lead]}
     try:
         record = wfdb.rdrecord(str(path), sampto=sampto, **channels)
     except Exception as error:  # wfdb reports truncation as a numpy broadcast error
         size = path.with_suffix(".dat").stat().st_size if path.with_suffix(".dat").exists() else 0
         raise ValueError(f"record {path}: cannot read its signal ({error}); the header promises "
-                         f"{header.sig_len} samples, the data file has {size} bytes - truncated "
-                         "or corrupt?") from error
+                         f"{wfdb.rdheader(str(path)).sig_len} samples, the data file has {size} "
+                         "bytes - truncated or corrupt?") from error
     if record.sig_name is None:  # wfdb returns no signal when the record lacks the lead
         return None
     signal = record.p_signal[:, 0]
