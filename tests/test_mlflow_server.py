@@ -12,6 +12,7 @@ rather than the project's ``outputs/mlartifacts`` (see conf/logger/mlflow.yaml).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -55,24 +56,24 @@ def wait_until_healthy(url: str, server: subprocess.Popen, log: Path, timeout: f
     pytest.fail(f"mlflow server gave no /health answer in {timeout} s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """(URL, folder) of a running `mlflow server`; stopped at the end of the module."""
-    folder = tmp_path_factory.mktemp("mlflow_server")
-    url = f"http://127.0.0.1:{free_port()}"
-    log = folder / "server.log"
+@contextlib.contextmanager
+def mlflow_process(arguments: list[str], log: Path, cwd: Path | None = None,
+                   timeout: float = 60):
+    """Run ``mlflow <arguments> --host 127.0.0.1 --port <free>``; yield its URL once healthy.
+
+    The process gets its own process group (its workers stop with it) and no background job
+    runner (scorers, trace archival: nothing here uses it, and it slows start and stop).
+    """
+    port = free_port()
     with log.open("w") as output:
         process = subprocess.Popen(
-            [str(MLFLOW), "server", "--backend-store-uri", f"sqlite:///{folder}/mlflow.db",
-             "--artifacts-destination", str(folder / "artifacts"),
-             "--host", "127.0.0.1", "--port", url.rsplit(":", 1)[1], "--workers", "1"],
-            stdout=output, stderr=subprocess.STDOUT,
-            # No background job runner (scorers, trace archival): nothing here uses it.
-            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-            start_new_session=True)  # its own process group: its workers stop with it
+            [str(MLFLOW), *arguments, "--host", "127.0.0.1", "--port", str(port)],
+            stdout=output, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True,
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+    url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_healthy(url, process, log)
-        yield url, folder
+        wait_until_healthy(url, process, log, timeout)
+        yield url
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -80,6 +81,16 @@ def server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """(URL, folder) of a running `mlflow server`; stopped at the end of the module."""
+    folder = tmp_path_factory.mktemp("mlflow_server")
+    with mlflow_process(["server", "--backend-store-uri", f"sqlite:///{folder}/mlflow.db",
+                         "--artifacts-destination", str(folder / "artifacts"), "--workers", "1"],
+                        folder / "server.log") as url:
+        yield url, folder
 
 
 def test_training_logs_to_a_real_server_and_reads_back_over_http(server, tmp_path,

@@ -10,14 +10,10 @@ Screenshots go to outputs/ui/.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from test_mlflow_server import MLFLOW, free_port, wait_until_healthy
+from test_mlflow_server import mlflow_process
 from test_run import RUN_ID, client_for, run_cli  # pytest puts tests/ on sys.path
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -62,25 +58,9 @@ def ui_over_two_runs(tmp_path, mitdb_cache_dir):
     client = client_for(tmp_path)
     names = {run_id: client.get_run(run_id).info.run_name for run_id in run_ids}
 
-    url = f"http://127.0.0.1:{free_port()}"
-    log = tmp_path / "ui.log"
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [str(MLFLOW), "ui", "--backend-store-uri", f"sqlite:///{tmp_path}/outputs/mlflow.db",
-             "--host", "127.0.0.1", "--port", url.rsplit(":", 1)[1]],
-            stdout=output, stderr=subprocess.STDOUT, cwd=tmp_path,
-            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-            start_new_session=True)  # its own process group: its workers stop with it
-    try:
-        wait_until_healthy(url, process, log, timeout=120)
+    with mlflow_process(["ui", "--backend-store-uri", f"sqlite:///{tmp_path}/outputs/mlflow.db"],
+                        tmp_path / "ui.log", cwd=tmp_path, timeout=120) as url:
         yield url, names
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def test_mlflow_ui_shows_a_run_its_artifacts_and_a_comparison(ui_over_two_runs, browser):
