@@ -2,8 +2,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# CPU build of torch by default; GPU users: make install TORCH_SPEC="torch>=2.3"
-TORCH_SPEC ?= torch==2.13.0
+# The torch + torchvision pair that lies on these machines (a CUDA build that also runs on CPU;
+# PyPI's torchvision does not import beside the CPU-only 2.13.0). Other machines:
+# make install TORCH_SPEC="torch>=2.3 torchvision>=0.18"
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test test-full bench ui clean
@@ -14,7 +16,7 @@ help:  ## list the targets
 $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
-	$(BIN)/pip install "$(TORCH_SPEC)"
+	$(BIN)/pip install $(TORCH_SPEC)
 	$(BIN)/pip install -e ".[dev]"
 	touch $(BIN)/activate
 
