@@ -12,3 +12,7 @@ import os
 # each other 10-30x when OpenMP threads spin while waiting; passive waiting costs nothing
 # measurable alone. Must be set before torch is imported; the user's setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from ecg_lightning import resolvers  # noqa: E402  (after the environment above)
+
+resolvers.register()

@@ -4,26 +4,34 @@
     python -m ecg_lightning.report experiment_name=my-sweep group_by=model,loss
     python -m ecg_lightning.report metrics=test/accuracy,test/sensitivity/S out=paper/tables
     python -m ecg_lightning.report "filter=tags.preset = 'none'"     # an MLflow search filter
+    python -m ecg_lightning.report experiments=all group_by=preset,command latest=true
+                                             # the README's reproduction table
 
 What it reads: the runs of one MLflow experiment (``experiment_name``, default the run
-config's ``ecg-lightning``) in the store that ``run`` writes to: ``MLFLOW_TRACKING_URI`` when
+config's ``ecg-lightning``), or of several (``experiments=a,b,c``; ``experiments=all``: every
+experiment of the store), in the store that ``run`` writes to: ``MLFLOW_TRACKING_URI`` when
 set, else ``sqlite:///<outputs>/mlflow.db``. Both come from composing the run config, so the
 run's overrides apply here too (``paths.root_dir=...``, ``logger.mlflow.tracking_uri=...``).
 
 How it groups: by the run tags in ``group_by`` (default ``data,model,loss``; any tag that
 ``tracking.run_tags`` sets works, e.g. ``seed``, ``preset``, ``label_scheme``) and always by
 the split paradigm (tag ``split``), so an intra-patient figure is never averaged with an
-inter-patient one. A group's cell is the mean ± the *sample* standard deviation (ddof=1)
+inter-patient one. ``command`` also works in ``group_by``: the run's command line
+(``python -m ecg_lightning.run`` and its overrides, less ``seed``, ``data.fold`` and display
+options), so runs of one exact setting form one row. ``latest=true`` keeps only the newest
+run per group, seed and fold: a re-run of a setting replaces the older one. A group's cell is the mean ± the *sample* standard deviation (ddof=1)
 over its FINISHED training runs (one per seed x fold); a group of one run shows its value
 alone. Not averaged, but counted per group in a second table so that none disappears
-silently: runs in any other state (FAILED, RUNNING, KILLED), and re-tests of a checkpoint by
+silently: runs in any other state (FAILED, RUNNING, KILLED), re-tests of a checkpoint by
 ``python -m ecg_lightning.evaluate`` (tag ``evaluates_checkpoint``), which would count a
-trained model twice.
+trained model twice, and runs that logged none of the metrics (``trainer.fast_dev_run``).
 
 What it writes (and prints): ``<out>/<experiment>.md`` (both tables) and
 ``<out>/<experiment>.csv`` (the comparison: group tags, ``split``, ``n``, ``seeds``,
 ``folds``, and per metric ``<metric> mean``, ``<metric> std`` and ``<metric> count``, the
-number of runs that logged it) and ``<out>/<experiment>_not_counted.csv`` (the second
+number of runs that logged it, ``duration`` (the mean MLflow run time: training and testing,
+not the process start-up) and ``reference`` (the published figure that the group's preset
+names in its ``reference`` key, when it has one) and ``<out>/<experiment>_not_counted.csv`` (the second
 table, possibly empty). ``out`` defaults to ``<outputs>/reports``. Metrics: those of
 test/accuracy, test/f1_macro, test/f1_weighted, test/auroc_macro that the runs logged, or
 ``metrics=a,b,c``.
@@ -47,9 +55,12 @@ from ecg_lightning.summary import compose_config
 
 DEFAULT_GROUP_BY = ("data", "model", "loss")
 HEADLINE_METRICS = ("test/accuracy", "test/f1_macro", "test/f1_weighted", "test/auroc_macro")
-OWN_KEYS = ("group_by", "metrics", "out", "filter")
+OWN_KEYS = ("group_by", "metrics", "out", "filter", "experiments", "latest")
 MISSING = "-"  # shown for a tag a run does not carry (e.g. ``fold`` outside k-fold splits)
 EVALUATION_TAG = "evaluates_checkpoint"  # set by ecg_lightning.evaluate on its runs
+# Overrides that do not change what a run computes, left out of its ``command``.
+NOT_IN_COMMAND = ("seed", "data.fold", "experiment_name", "run_name",
+                  "callbacks.progress_bar.refresh_rate")
 
 
 class ReportError(Exception):
@@ -93,18 +104,23 @@ def open_store(tracking_uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri=tracking_uri)
 
 
-def load_runs(client: MlflowClient, experiment_name: str, filter_string: str = "") -> pd.DataFrame:
-    """One row per (not deleted) run: ``run_id``, ``status``, ``tags.<name>`` and
-    ``metrics.<name>`` (last value), the columns ``mlflow.search_runs`` would give."""
-    experiment = client.get_experiment_by_name(experiment_name)
-    if experiment is None:
-        names = sorted(e.name for e in client.search_experiments())
-        raise ReportError(f"no MLflow experiment named {experiment_name!r} in "
-                          f"{client.tracking_uri}; experiments there: {', '.join(names)}")
+def load_runs(client: MlflowClient, experiment_names: list[str],
+              filter_string: str = "") -> pd.DataFrame:
+    """One row per (not deleted) run: ``run_id``, ``status``, ``start``, ``duration`` (s),
+    ``tags.<name>`` and ``metrics.<name>`` (last value), as ``mlflow.search_runs`` gives them.
+    ``experiment_names`` ``["all"]`` reads every experiment of the store."""
+    experiments = {e.name: e for e in client.search_experiments()}
+    names = sorted(experiments) if experiment_names == ["all"] else experiment_names
+    unknown = [name for name in names if name not in experiments]
+    if unknown:
+        raise ReportError(f"no MLflow experiment named {', '.join(map(repr, unknown))} in "
+                          f"{client.tracking_uri}; experiments there: "
+                          f"{', '.join(sorted(experiments))}")
+    experiment_name = ", ".join(names)
     runs, token = [], None
     while True:  # search_runs returns pages of at most max_results
-        page = client.search_runs([experiment.experiment_id], filter_string=filter_string,
-                                  max_results=1000, page_token=token)
+        page = client.search_runs([experiments[name].experiment_id for name in names],
+                                  filter_string=filter_string, max_results=1000, page_token=token)
         runs.extend(page)
         token = page.token
         if not token:
@@ -114,6 +130,9 @@ def load_runs(client: MlflowClient, experiment_name: str, filter_string: str = "
         raise ReportError(f"experiment {experiment_name!r} in {client.tracking_uri} has no "
                           f"runs{where}")
     return pd.DataFrame([{"run_id": r.info.run_id, "status": r.info.status,
+                          "start": r.info.start_time,
+                          "duration": ((r.info.end_time - r.info.start_time) / 1000
+                                       if r.info.end_time else float("nan")),
                           **{f"tags.{k}": v for k, v in r.data.tags.items()},
                           **{f"metrics.{k}": v for k, v in r.data.metrics.items()}}
                          for r in runs])
@@ -124,20 +143,37 @@ def group_keys(group_by: list[str]) -> list[str]:
     return [*group_by, *(["split"] if "split" not in group_by else [])]
 
 
-def summarize(runs: pd.DataFrame, group_by: list[str], metrics: list[str]
+def command_of(overrides: str) -> str:
+    """The command line of a run from its ``overrides`` tag, less seed, fold and display."""
+    kept = [word for word in str(overrides).split()
+            if word.partition("=")[0].lstrip("+~") not in NOT_IN_COMMAND]
+    return " ".join(["python -m ecg_lightning.run", *kept])
+
+
+def summarize(runs: pd.DataFrame, group_by: list[str], metrics: list[str], latest: bool = False
               ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The comparison table (FINISHED training runs) and the other runs counted per group."""
     keys = group_keys(group_by)
     # Plain tag names as columns; a tag a run lacks reads "-" (groupby would drop NaN keys).
-    frame = pd.DataFrame({"run_id": runs["run_id"]})
-    for key in keys + ["seed", "fold"]:
+    frame = pd.DataFrame({"run_id": runs["run_id"], "start": runs["start"],
+                          "duration": runs["duration"]})
+    for key in [k for k in keys if k != "command"] + ["seed", "fold"]:
         column = f"tags.{key}"
         frame[key] = runs[column].fillna(MISSING) if column in runs else MISSING
+    frame["command"] = [command_of(o) if isinstance(o, str) else MISSING
+                        for o in runs.get("tags.overrides", [MISSING] * len(runs))]
     for metric in metrics:
         frame[metric] = runs[f"metrics.{metric}"]
     frame["reason"] = runs["status"]  # why a run is not counted; FINISHED: it is
     if f"tags.{EVALUATION_TAG}" in runs:
         frame.loc[runs[f"tags.{EVALUATION_TAG}"].notna(), "reason"] = "evaluate re-test"
+    if metrics:  # e.g. trainer.fast_dev_run: Lightning logs no test metric, nothing to average
+        silent = frame[metrics].isna().all(axis=1) & (frame["reason"] == "FINISHED")
+        frame.loc[silent, "reason"] = "no test metrics"
+    if latest:  # the newest FINISHED run of a group, seed and fold replaces the older ones
+        finished = frame[frame["reason"] == "FINISHED"].sort_values("start", ascending=False)
+        older = finished.duplicated([*keys, "seed", "fold"], keep="first")
+        frame.loc[older[older].index, "reason"] = "superseded by a newer run"
     finished = frame[frame["reason"] == "FINISHED"]
 
     rows = []
@@ -146,13 +182,14 @@ def summarize(runs: pd.DataFrame, group_by: list[str], metrics: list[str]
         row["n"] = len(group)
         row["seeds"] = distinct(group["seed"])
         row["folds"] = distinct(group["fold"])
+        row["duration"] = group["duration"].mean()
         for metric in metrics:
             column = group[metric].dropna()
             row[f"{metric} mean"] = column.mean()
             row[f"{metric} std"] = column.std(ddof=1)  # NaN for a single run
             row[f"{metric} count"] = len(column)  # < n when some runs did not log it
         rows.append(row)
-    table = pd.DataFrame(rows, columns=[*keys, "n", "seeds", "folds",
+    table = pd.DataFrame(rows, columns=[*keys, "n", "seeds", "folds", "duration",
                                         *(f"{m} {s}" for m in metrics
                                           for s in ("mean", "std", "count"))])
 
@@ -161,6 +198,25 @@ def summarize(runs: pd.DataFrame, group_by: list[str], metrics: list[str]
                    .agg(runs="count", run_ids=lambda ids: " ".join(sorted(ids)))
                    .reset_index())
     return table, not_counted
+
+
+def references(presets: pd.Series, overrides: list[str]) -> list[str]:
+    """The ``reference`` (published figure) of each group's preset config, ``-`` if none."""
+    found = {}
+    for preset in set(presets) - {MISSING, "none"}:
+        try:
+            found[preset] = compose_config([*overrides, f"experiment={preset}"]).get("reference")
+        except ConfigCompositionException:  # a preset renamed or removed since the run
+            found[preset] = None
+    return [found.get(preset) or MISSING for preset in presets]
+
+
+def duration_text(seconds: float) -> str:
+    """``4 min 37 s`` (``-`` when unknown)."""
+    if pd.isna(seconds):
+        return MISSING
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{rest} s"
 
 
 def distinct(column: pd.Series) -> str:
@@ -189,21 +245,30 @@ def render(experiment: str, tracking_uri: str, runs: pd.DataFrame, table: pd.Dat
            not_counted: pd.DataFrame, keys: list[str], metrics: list[str]) -> str:
     """The markdown report: a header saying what the cells are, then the two tables."""
     shown = table[[*keys, "n", "seeds", "folds"]].copy()
+    if "reference" in table:
+        shown["reference"] = table["reference"]
     for metric in metrics:
         shown[metric] = [mean_std(*values) for values in zip(
             table[f"{metric} mean"], table[f"{metric} std"], table[f"{metric} count"], table["n"])]
+    shown["duration"] = [duration_text(seconds) for seconds in table["duration"]]
+    if "command" in shown:  # the longest cell: last, in code font
+        shown["command"] = [f"`{command}`" for command in shown.pop("command")]
     states = runs["status"].value_counts()
     counts = ", ".join(f"{state} {count}" for state, count in states.items())
     lines = [f"# Runs of MLflow experiment `{experiment}`", "",
              f"Tracking URI `{tracking_uri}`: {len(runs)} runs ({counts}).",
              f"Grouped by {', '.join(keys)}. Each cell: mean ± sample standard deviation "
              "(ddof=1) over the group's FINISHED training runs (seeds x folds); a group of one "
-             "run shows its value alone; `(k/n)`: only k of the n runs logged that metric.", ""]
+             "run shows its value alone; `(k/n)`: only k of the n runs logged that metric. "
+             "duration: mean MLflow run time (training and testing, not the start-up). "
+             "reference: the published figure the preset names (the authors' own split and "
+             "budget, not ours).", ""]
     lines.append(markdown_table(shown) if len(shown) else "No FINISHED training runs.")
     if len(not_counted):
-        lines += ["", "## Runs not counted", "", "Runs that did not finish, and re-tests of a "
-                  "checkpoint by `ecg_lightning.evaluate` (they would count a model twice).", "",
-                  markdown_table(not_counted)]
+        lines += ["", "## Runs not counted", "", "Runs that did not finish, re-tests of a "
+                  "checkpoint by `ecg_lightning.evaluate` (they would count a model twice), runs "
+                  "without test metrics (fast_dev_run) and, with `latest=true`, runs replaced by "
+                  "a newer run of the same setting.", "", markdown_table(not_counted)]
     return "\n".join(lines) + "\n"
 
 
@@ -218,14 +283,15 @@ def make_report(argv: list[str]) -> Report:
     if "mlflow" not in (cfg.get("logger") or {}):
         raise ReportError("the report reads MLflow runs: leave logger=mlflow in the overrides")
     tracking_uri = str(cfg.logger.mlflow.tracking_uri)
-    experiment = str(cfg.experiment_name)
-    runs = load_runs(open_store(tracking_uri), experiment, options.get("filter", ""))
+    experiments = comma_list(options.get("experiments")) or [str(cfg.experiment_name)]
+    experiment = ", ".join(experiments)
+    runs = load_runs(open_store(tracking_uri), experiments, options.get("filter", ""))
 
     tags = sorted(c.removeprefix("tags.") for c in runs.columns
                   if c.startswith("tags.") and not c.startswith("tags.mlflow."))
     logged = sorted(c.removeprefix("metrics.") for c in runs.columns if c.startswith("metrics."))
     group_by = comma_list(options.get("group_by")) or list(DEFAULT_GROUP_BY)
-    unknown = [key for key in group_by if key not in tags]
+    unknown = [key for key in group_by if key not in tags and key != "command"]
     if unknown:
         raise ReportError(f"group_by: no run has the tag(s) {', '.join(unknown)}; "
                           f"tags: {', '.join(tags)}")
@@ -238,13 +304,19 @@ def make_report(argv: list[str]) -> Report:
     else:
         metrics = [m for m in HEADLINE_METRICS if m in logged]
 
-    table, not_counted = summarize(runs, group_by, metrics)
+    latest = options.get("latest", "false").lower()
+    if latest not in ("true", "false"):
+        raise ReportError(f"latest={options['latest']!r}: expected true or false")
+    table, not_counted = summarize(runs, group_by, metrics, latest=latest == "true")
+    if "preset" in table:
+        table["reference"] = references(table["preset"], overrides)
     markdown = render(experiment, tracking_uri, runs, table, not_counted,
                       group_keys(group_by), metrics)
 
     out = Path(options.get("out") or Path(cfg.paths.outputs_dir) / "reports")
     out.mkdir(parents=True, exist_ok=True)
     stem = re.sub(r"[^\w.-]+", "_", experiment)  # an experiment name may hold '/' or spaces
+    stem = stem[:100]  # experiments=all can name many
     files = [out / f"{stem}.md", out / f"{stem}.csv", out / f"{stem}_not_counted.csv"]
     files[0].write_text(markdown)
     table.to_csv(files[1], index=False)

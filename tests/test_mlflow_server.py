@@ -5,9 +5,9 @@ and artifact folder. It is started with ``--artifacts-destination`` (``--serve-a
 on by default): new experiments then get the artifact root ``mlflow-artifacts:/``, so the
 training process uploads its artifacts through the server and this test lists and downloads
 them through the server. ``--default-artifact-root <folder>`` would instead hand every client
-that local folder to write into directly, and no artifact would travel over HTTP. The training
-run is given ``logger.mlflow.artifact_location=null`` so its experiment takes the server's root
-rather than the project's ``outputs/mlartifacts`` (see conf/logger/mlflow.yaml).
+that local folder to write into directly, and no artifact would travel over HTTP. With an
+``http:`` tracking URI the run config's ``logger.mlflow.artifact_location`` resolves to null
+(conf/logger/mlflow.yaml), so the experiment takes the server's root, not ``outputs/mlartifacts``.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def test_training_logs_to_a_real_server_and_reads_back_over_http(server, tmp_pat
         [sys.executable, "-m", "ecg_lightning.run", f"paths.root_dir={tmp_path}", "seed=5",
          "debug=limit", "trainer.max_epochs=1", "trainer.limit_train_batches=1",
          "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
-         "logger.mlflow.artifact_location=null", "callbacks.progress_bar.refresh_rate=0"],
+         "callbacks.progress_bar.refresh_rate=0"],
         capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"tracking URI {url}" in result.stdout

@@ -172,3 +172,52 @@ def test_evaluate_reruns_are_not_counted_twice(tmp_path, no_tracking_env):
     assert (row["n"], row["test/accuracy mean"]) == (2, pytest.approx(0.6))
     assert row["test/accuracy std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
     assert report.not_counted["reason"].tolist() == ["evaluate re-test"]
+
+
+def test_reproduction_table_across_experiments(tmp_path, no_tracking_env):
+    """``experiments=all group_by=preset,command latest=true``: the README's table.
+
+    One row per exact command (seed and display overrides left out), the newest run of a
+    setting replacing an older one, the preset's published ``reference``, the run's duration;
+    a fast_dev_run without test metrics is counted, not averaged. Runs written with MLflow's
+    client into a real store, with the tags tracking.run_tags sets.
+    """
+    (tmp_path / "outputs").mkdir()
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/outputs/mlflow.db")
+    base = {"data": "ecgiddb", "model": "kim2020", "loss": "ce", "split": "within_subject_time",
+            "preset": "kim2020_ecgiddb", "seed": "42"}
+    command = "experiment=kim2020_ecgiddb trainer.max_epochs=3"
+    runs = [  # experiment, overrides, start (ms), seconds, accuracy
+        ("kim2020_ecgiddb", f"{command} callbacks.progress_bar.refresh_rate=0", 1_000, 60, 0.1),
+        ("kim2020_ecgiddb", f"{command} seed=42", 500_000, 277, 0.7),  # newer: replaces it
+        ("kim2020_ecgiddb", "experiment=kim2020_ecgiddb trainer.fast_dev_run=true", 900_000, 2,
+         None),
+        ("other", "experiment=kim2020_ecgiddb", 2_000, 100, 0.5)]
+    for experiment, overrides, start, seconds, accuracy in runs:
+        if client.get_experiment_by_name(experiment) is None:
+            client.create_experiment(experiment)
+        run = client.create_run(client.get_experiment_by_name(experiment).experiment_id,
+                                start_time=start, tags={**base, "overrides": overrides})
+        if accuracy is not None:
+            client.log_metric(run.info.run_id, "test/accuracy", accuracy)
+        client.set_terminated(run.info.run_id, "FINISHED", end_time=start + seconds * 1000)
+
+    report = make_report([f"paths.root_dir={tmp_path}", "experiments=all",
+                          "group_by=preset,command", "latest=true", f"out={tmp_path}"])
+    table = report.table.set_index("command")
+    assert list(table.index) == [
+        "python -m ecg_lightning.run experiment=kim2020_ecgiddb",
+        "python -m ecg_lightning.run experiment=kim2020_ecgiddb trainer.max_epochs=3"]
+    reduced = table.iloc[1]
+    assert (reduced["n"], reduced["test/accuracy mean"], reduced["duration"]) == (1, 0.7, 277)
+    assert reduced["reference"] == "none: Kim & Pyun 2020 do not use ECG-ID"  # from the preset
+    assert "| 4 min 37 s |" in report.markdown and report.files[0].name == "all.md"
+    assert sorted(report.not_counted["reason"]) == ["no test metrics",
+                                                    "superseded by a newer run"]
+
+    # Without latest=true both runs of the setting are averaged; a list of experiments works.
+    report = make_report([f"paths.root_dir={tmp_path}", "experiments=kim2020_ecgiddb",
+                          "group_by=command", f"out={tmp_path}"])
+    assert report.table["test/accuracy mean"].tolist() == [pytest.approx(0.4)]
+    with pytest.raises(ReportError, match="no MLflow experiment named 'nope'"):
+        make_report([f"paths.root_dir={tmp_path}", "experiments=other,nope"])
