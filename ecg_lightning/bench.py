@@ -1,17 +1,20 @@
-"""Speed and memory benchmarks: mitdb preparation, training throughput, loader share, RSS.
+"""Speed and memory benchmarks: preparation of every database, training throughput, loader
+share, ``predict`` on a 30-minute record, peak memory.
 
     python -m ecg_lightning.bench [--out outputs/bench] [--quick]
     ECG_DATA_DIR=../shared/data make bench
 
-Writes one JSON report per benchmark under ``--out`` (``prepare_mitdb.json``,
-``train_throughput.json``, ``dataloader_share.json``, ``memory.json``) and a ``summary.json``;
-every report holds the date, machine facts, the measured figures, the targets and whether each
-is met. A compact table is printed at the end.
+Writes one JSON report per benchmark under ``--out`` (``prepare_<database>.json``,
+``train_throughput.json``, ``dataloader_share.json``, ``predict.json``, ``memory.json``) and a
+``summary.json``; every report holds the date, machine facts, the measured figures, the targets
+and whether each is met. A compact table is printed at the end.
 
-* **prepare_mitdb**: cold = ``prepare_data()`` into a fresh cache folder (reads every record,
-  filters, cuts windows, writes the cache); warm = a new datamodule's ``prepare_data()`` +
-  ``setup("fit")`` on that cache. Timed in-process, imports excluded. "Cold" means a cold
-  *cache*: the raw files are in the OS page cache after the first read.
+* **prepare_<database>**, for every database of ``DATABASES`` whose files are under
+  ``ECG_DATA_DIR`` (the others are listed as skipped): cold = ``prepare_data()`` into a fresh
+  cache folder (reads every record, filters, cuts windows, writes the cache); warm = a new
+  datamodule's ``prepare_data()`` + ``setup("fit")`` on that cache. Timed in-process, imports
+  excluded. "Cold" means a cold *cache*: the raw files are in the OS page cache after the
+  first read. Targets (< 2 s cold, < 0.2 s warm) for mitdb; the others are reported.
 * **train_throughput**: samples/s of the Lightning loop (the real ``ClassificationTask`` under
   ``Trainer.fit``) against a plain PyTorch loop that drives the same pieces (net, loss module,
   Adam from the task's optimiser factory, train-accuracy metric) over the same train loader,
@@ -19,6 +22,8 @@ is met. A compact table is printed at the end.
   ...) so that a drift in machine load, or any effect of going first, cancels out of the
   medians; the ratio is what matters on a shared machine.
 * **dataloader_share**: time the plain loop spends waiting for batches, as a share of its time.
+* **predict**: ``ecg_lightning.predict`` on MIT-BIH record 100 (30 min) with a checkpoint of
+  the default model, with the record's annotations and with wfdb's detector (target < 1 s).
 * **memory**: peak resident set size after preparation and after everything.
 
 The default config (``data=mitdb model=lstm loss=ce optimizer=adam``) is composed with
@@ -50,7 +55,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from ecg_lightning.run import build_model
-from ecg_lightning.summary import compose_config
+from ecg_lightning.predict import predict
+from ecg_lightning.summary import CONFIG_DIR, compose_config
 
 SEED = 0
 
@@ -153,8 +159,8 @@ def prepare_and_setup(datamodule) -> None:
     datamodule.setup("fit")
 
 
-def bench_prepare(cfg: DictConfig, workdir: Path, settings: Settings):
-    """Cold and warm preparation times; returns (figures, targets, notes, warm datamodule)."""
+def bench_prepare(cfg: DictConfig, workdir: Path, settings: Settings, targets: list[Target]):
+    """Cold and warm preparation of ``cfg.data``; returns (figures, targets, notes, datamodule)."""
     cold, cache = [], None
     for repeat in range(settings.cold_repeats):
         if cache is not None:
@@ -176,13 +182,35 @@ def bench_prepare(cfg: DictConfig, workdir: Path, settings: Settings):
         # with this process, so this overlaps with the figure above.
         "peak_rss_workers_mib": peak_rss_mib(resource.RUSAGE_CHILDREN),
     }
-    targets = [Target("cold_median_s", "<", 2.0), Target("warm_median_s", "<", 0.2)]
-    notes = {"cold": "fresh cache folder per run: MITBIHDataModule.prepare_data() builds the "
-                     "cache (all records read, band-passed, windowed, written); the raw files "
-                     "are in the OS page cache after the first run",
+    notes = {"cold": "fresh cache folder per run: prepare_data() builds the cache (every record "
+                     "read, filtered, windowed, written); the raw files are in the OS page "
+                     "cache after the first run",
              "warm": "cache present: a new datamodule's prepare_data() + setup('fit')",
-             "config": "default data config (data=mitdb) with cache_dir=<temp>, download=false"}
+             "config": f"data={cfg.data._target_} as configured, cache_dir=<temp>, "
+                       "download=false"}
     return figures, targets, notes, datamodule
+
+
+# Databases whose preparation is timed when their files are under ECG_DATA_DIR; the targets
+# of the guide hold for mitdb, the others are reported.
+PREPARE_TARGETS = {"mitdb": [Target("cold_median_s", "<", 2.0), Target("warm_median_s", "<", 0.2)]}
+DATABASES = ("mitdb", "ecgiddb", "nsrdb", "svdb", "ptbxl", "ecg5000")
+
+
+def available_databases(workdir: Path) -> tuple[list[str], dict[str, str]]:
+    """The configured databases whose files are here, and why each other one is skipped."""
+    found, skipped = [], {}
+    for name in DATABASES:
+        if not (CONFIG_DIR / "data" / f"{name}.yaml").is_file():
+            skipped[name] = "no data config"
+            continue
+        datamodule = new_datamodule(compose_config([f"data={name}",
+                                                    f"paths.output_dir={workdir}"]), workdir)
+        if datamodule.root.is_dir() and any(datamodule.root.iterdir()):
+            found.append(name)
+        else:
+            skipped[name] = f"not on this machine ({datamodule.root})"
+    return found, skipped
 
 
 # ---------------------------------------------------------------------------- training
@@ -345,6 +373,56 @@ def bench_dataloader_share(runs: list[dict]):
     return figures, targets, notes
 
 
+# ---------------------------------------------------------------------------- predict
+PREDICT_RECORD = "100"  # 30 min 5 s at 360 Hz, 2,273 beats
+
+
+def trained_checkpoint(workdir: Path, cache_dir: Path) -> Path:
+    """A default-config model (model=lstm, mitdb) trained for 20 batches: what predict loads.
+
+    Speed does not depend on how well it learned; the checkpoint is a real one from ``run``."""
+    from ecg_lightning.run import train  # late: run imports Hydra's main machinery
+
+    output_dir = workdir / "predict-model"
+    train(compose_config([f"paths.output_dir={output_dir}", f"data.cache_dir={cache_dir}",
+                          "logger=none", "test=false", "debug=limit", "trainer.max_epochs=1",
+                          "+trainer.enable_model_summary=false",
+                          "trainer.limit_train_batches=20", "trainer.limit_val_batches=5",
+                          "callbacks.progress_bar.refresh_rate=0"]))
+    return output_dir / "checkpoints" / "last.ckpt"
+
+
+def bench_predict(workdir: Path, cache_dir: Path, settings: Settings):
+    """``predict`` on a full 30-minute MIT-BIH record, in process (start-up and imports
+    excluded, one untimed call first); returns (figures, targets, notes)."""
+    checkpoint = trained_checkpoint(workdir, cache_dir)
+    source = Path(os.environ.get("ECG_DATA_DIR", "data")) / "mitdb" / PREDICT_RECORD
+    # The same record without its .atr: beats from wfdb's GQRS detector.
+    bare = workdir / "no-annotations" / PREDICT_RECORD
+    bare.parent.mkdir()
+    for ext in ("hea", "dat"):
+        shutil.copyfile(source.with_suffix(f".{ext}"), bare.with_suffix(f".{ext}"))
+    figures = {}
+    for name, record in (("annotations", source), ("detector", bare)):
+        out = workdir / f"predictions-{name}"
+        beats = len(predict(str(checkpoint), str(record), out=str(out))["labels"])  # untimed
+        runs = [timed(predict, str(checkpoint), str(record), str(out))
+                for _ in range(settings.warm_repeats)]
+        figures[f"{name}_median_s"] = round(median(runs), 4)
+        figures[f"{name}_runs_s"] = rounded(runs)
+        figures[f"{name}_beats"] = beats
+    targets = [Target("annotations_median_s", "<", 1.0),
+               Target("detector_median_s", "<", 1.0, informative=True)]
+    notes = {"record": f"mitdb/{PREDICT_RECORD} (30 min 5 s, 360 Hz, MLII)",
+             "model": "default config (model=lstm, mitdb windows), trained 20 batches by run.train",
+             "measure": "predict(): load the checkpoint, read and filter the record, cut every "
+                        "beat window, classify, write the .pred annotations, CSV and PNG; "
+                        "process start-up and imports excluded, one untimed call first",
+             "detector": "the record copied without its .atr, so beats come from wfdb's GQRS "
+                         "(pure Python) detector"}
+    return figures, targets, notes
+
+
 # ---------------------------------------------------------------------------- summary
 def bench_memory(after_prepare: dict):
     """Peak RSS after preparation and after everything; returns (figures, targets, notes)."""
@@ -358,7 +436,7 @@ def bench_memory(after_prepare: dict):
 
 
 def write_summary(out_dir: Path, reports: list[dict], settings: Settings, seconds: float,
-                  load_at_start: tuple[float, float, float]) -> dict:
+                  load_at_start: tuple[float, float, float], skipped: dict[str, str]) -> dict:
     """``summary.json``: every check of every report, the settings and the total time.
 
     The load average at start tells whether other processes shared the CPUs (noisy figures).
@@ -370,20 +448,21 @@ def write_summary(out_dir: Path, reports: list[dict], settings: Settings, second
                "peak_rss_mib": reports[-1]["figures"]["peak_rss_mib_after_all"],
                "checks": {r["benchmark"]: r["checks"] for r in reports},
                "all_met": all(r["all_met"] for r in reports),
-               "files": [f"{r['benchmark']}.json" for r in reports]}
+               "files": [f"{r['benchmark']}.json" for r in reports],
+               "databases_skipped": skipped}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary
 
 
-TABLE_FIGURES = {  # (report, figure) -> unit shown in the table
-    ("prepare_mitdb", "cold_median_s"): "s", ("prepare_mitdb", "warm_median_s"): "s",
-    ("train_throughput", "plain_samples_per_s_median"): "samples/s",
-    ("train_throughput", "lightning_samples_per_s_median"): "samples/s",
-    ("train_throughput", "ratio_lightning_over_plain"): "",
-    ("train_throughput", "ratio_per_round_median"): "",
-    ("train_throughput", "ratio_lightning_over_plain_without_metric"): "",
-    ("dataloader_share", "fetch_share_pct_median"): "%",
-    ("memory", "peak_rss_mib_after_prepare"): "MiB", ("memory", "peak_rss_mib_after_all"): "MiB",
+TABLE_FIGURES = {  # report (prepare_<db>: "prepare") -> headline figures and their units
+    "prepare": {"cold_median_s": "s", "warm_median_s": "s"},
+    "train_throughput": {"plain_samples_per_s_median": "samples/s",
+                         "lightning_samples_per_s_median": "samples/s",
+                         "ratio_lightning_over_plain": "", "ratio_per_round_median": "",
+                         "ratio_lightning_over_plain_without_metric": ""},
+    "dataloader_share": {"fetch_share_pct_median": "%"},
+    "predict": {"annotations_median_s": "s", "detector_median_s": "s"},
+    "memory": {"peak_rss_mib_after_prepare": "MiB", "peak_rss_mib_after_all": "MiB"},
 }
 
 
@@ -394,7 +473,11 @@ def format_table(reports: list[dict], summary: dict) -> str:
                for r in reports for name, value in r["figures"].items()}
     row = "{:<17} {:<42} {:>10} {:<10} {:<8} {}"
     lines = [row.format("benchmark", "figure", "value", "unit", "target", "met"), "-" * 96]
-    for key, unit in TABLE_FIGURES.items():
+    shown = [((r["benchmark"], name), unit) for r in reports
+             for name, unit in TABLE_FIGURES[r["benchmark"].split("_")[0]
+                                             if r["benchmark"].startswith("prepare_")
+                                             else r["benchmark"]].items()]
+    for key, unit in shown:
         check = checks.get(key)
         target = met = ""
         if check is not None:
@@ -402,6 +485,9 @@ def format_table(reports: list[dict], summary: dict) -> str:
             met = ("yes" if check["met"] else "NO") + (" (info)" if check["informative"] else "")
         lines.append(row.format(*key, f"{figures[key]:g}", unit, target, met).rstrip())
     machine = summary["machine"]
+    if summary["databases_skipped"]:
+        lines.append("not benchmarked: " + "; ".join(
+            f"{name}: {why}" for name, why in summary["databases_skipped"].items()))
     lines.append(f"{machine['cpu_count']} CPUs, torch {machine['torch']} with "
                  f"{machine['torch_num_threads']} threads, load average at start "
                  f"{summary['load_average_at_start_1_5_15min']}; "
@@ -436,16 +522,29 @@ def main(argv: list[str] | None = None) -> dict:
     reports = []
     with tempfile.TemporaryDirectory(prefix="ecg-bench-") as tmp:
         workdir = Path(tmp)
-        cfg = compose_config([f"paths.output_dir={workdir}"])  # no Hydra run folder here
-        figures, targets, notes, datamodule = bench_prepare(cfg, workdir, settings)
-        reports.append(write_report(out_dir, "prepare_mitdb", figures, targets, notes))
+        databases, skipped = available_databases(workdir)
+        prepared = {}
+        for name in databases:
+            cfg = compose_config([f"data={name}", f"paths.output_dir={workdir}"])
+            (workdir / name).mkdir()
+            *results, prepared[name] = bench_prepare(cfg, workdir / name, settings,
+                                                     PREPARE_TARGETS.get(name, []))
+            reports.append(write_report(out_dir, f"prepare_{name}", *results))
+        if "mitdb" not in prepared:
+            sys.exit(f"bench: the MIT-BIH database is needed ({skipped.get('mitdb')}); "
+                     "set ECG_DATA_DIR")
+        cfg = compose_config([f"paths.output_dir={workdir}"])  # the default run config
+        datamodule = prepared["mitdb"]
         runs = interleaved_runs(cfg, datamodule, settings, workdir)
         reports.append(write_report(out_dir, "train_throughput",
                                     *bench_training(runs, datamodule.batch_size, settings)))
         reports.append(write_report(out_dir, "dataloader_share", *bench_dataloader_share(runs)))
-        reports.append(write_report(out_dir, "memory", *bench_memory(reports[0]["figures"])))
+        reports.append(write_report(out_dir, "predict", *bench_predict(
+            workdir, Path(datamodule.cache_dir), settings)))
+        first = reports[0]["figures"]
+        reports.append(write_report(out_dir, "memory", *bench_memory(first)))
     summary = write_summary(out_dir, reports, settings, time.perf_counter() - started,
-                            load_at_start)
+                            load_at_start, skipped)
     print(format_table(reports, summary))
     print(f"reports in {out_dir}/: {', '.join(summary['files'])}, summary.json")
     return summary
