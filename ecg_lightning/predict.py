@@ -46,6 +46,7 @@ def load_for_prediction(ckpt: str):
     path, _ = local_checkpoint(ckpt)
     checkpoint = read_checkpoint(path)
     cfg = OmegaConf.create(checkpoint["hyper_parameters"]["run_config"])
+    cfg.bootstrap_resamples = 0  # predict computes no test metric to bootstrap
     facts = checkpoint["hyper_parameters"].get("data_facts")
     if not facts or "sampling_rate_hz" not in facts:
         raise ValueError(f"ckpt={path} was not trained on a WFDB beat database (or predates "
