@@ -76,6 +76,8 @@ def evaluation_config(checkpoint: dict, path: Path, overrides: list[str],
     for override in data_values:  # single values on top of the checkpoint's (or the group's) data
         key, _, value = override.partition("=")
         OmegaConf.update(cfg, key, yaml.safe_load(value), merge=True)
+    if not any(o.startswith("monitor") for o in others):  # e.g. an autoencoder's val/loss
+        cfg.monitor = trained.get("monitor", cfg.monitor)
     cfg.train, cfg.test, cfg.ckpt_path = False, True, str(path)
     cfg.optimized_metric = str(cfg.monitor.metric).replace("val/", "test/", 1)  # no validation here
     cfg.experiment_name = trained.get("experiment_name", cfg.experiment_name)

@@ -160,3 +160,57 @@ def plot_input(item, label: str, path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_reconstructions(examples: list[dict], threshold: float | None, path: Path) -> Path:
+    """Autoencoder test beats: input (black) and reconstruction (red), normal row above abnormal.
+
+    Every panel is titled with its anomaly score; a score at or above ``threshold`` (chosen on
+    validation) is flagged abnormal, in red when that call is wrong.
+    """
+    kinds = sorted({e["abnormal"] for e in examples}) or [0]
+    columns = max([sum(e["abnormal"] == k for e in examples) for k in kinds] + [1])
+    fig, axes = plt.subplots(len(kinds), columns, figsize=(3 * columns, 2.2 * len(kinds)),
+                             squeeze=False, sharey=True)
+    for ax in axes.flat:
+        ax.axis("off")
+    for row, kind in enumerate(kinds):
+        for column, example in enumerate(e for e in examples if e["abnormal"] == kind):
+            ax = axes[row, column]
+            ax.axis("on")
+            for channel in range(np.asarray(example["input"]).shape[0]):
+                ax.plot(example["input"][channel], lw=0.9, color="black",
+                        label="input" if channel == 0 else None)
+                ax.plot(example["reconstruction"][channel], lw=0.9, color="tab:red", ls="--",
+                        label="reconstruction" if channel == 0 else None)
+            flagged = threshold is not None and example["score"] >= threshold
+            ax.set_title(f"{'abnormal' if kind else 'normal'}: score {example['score']:.3f}"
+                         + (" (flagged)" if flagged else ""), fontsize=8,
+                         color="red" if threshold is not None and flagged != bool(kind) else "black")
+            ax.set_xticks([])
+    axes[0, 0].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_anomaly_scores(scores: list[float], abnormal: list[int], threshold: float | None,
+                        path: Path) -> Path:
+    """Histograms of the test anomaly scores of normal and abnormal beats, and the threshold."""
+    scores, abnormal = np.asarray(scores), np.asarray(abnormal)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    bins = np.histogram_bin_edges(scores, bins=40)
+    for kind, name, colour in ((0, "normal", "tab:blue"), (1, "abnormal", "tab:red")):
+        if (abnormal == kind).any():
+            ax.hist(scores[abnormal == kind], bins=bins, alpha=0.6, color=colour,
+                    label=f"{name} ({int((abnormal == kind).sum())})")
+    if threshold is not None:
+        ax.axvline(threshold, color="black", ls="--", lw=1, label=f"threshold {threshold:.3f}")
+    ax.set_xlabel("anomaly score (reconstruction error)")
+    ax.set_ylabel("test beats")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -83,6 +83,9 @@ def start_run(logger: MLFlowLogger, cfg: DictConfig, datamodule, extra_params: d
 
 def write_test_report(report: dict, output_dir: Path) -> list[Path]:
     """Write the test report as JSON, CSV and PNG files; return their paths."""
+    if report.get("kind") == "reconstruction":  # an autoencoder's report: its own files
+        from ecg_lightning.tasks.reconstruction import write_test_report as write_reconstruction
+        return write_reconstruction(report, output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     metrics_file = output_dir / "metrics_test.json"
     metrics_file.write_text(json.dumps({k: v for k, v in report.items()
@@ -145,3 +148,28 @@ def log_training_curves(logger: MLFlowLogger, output_dir: Path) -> Path:
 def log_artifacts(logger: MLFlowLogger, files: list[Path]) -> None:
     for path in files:
         logger.experiment.log_artifact(logger.run_id, str(path))
+
+
+class TrackingServerError(ConnectionError):
+    """The MLflow tracking server of the run config does not answer."""
+
+
+def check_tracking_server(tracking_uri: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds, before any data is read, when an ``http(s)`` tracking server is down.
+
+    MLflow's own client retries a refused connection with back-off for about 4 minutes and
+    then fails with a stack trace; a local store (``sqlite:``) needs no check.
+    """
+    if not str(tracking_uri).startswith(("http://", "https://")):
+        return
+    import requests  # MLflow's own HTTP client library
+
+    try:  # any answer means a server is there; MLflow reports its own errors later
+        requests.get(f"{str(tracking_uri).rstrip('/')}/health", timeout=timeout_s)
+    except requests.RequestException as error:
+        raise TrackingServerError(
+            f"the MLflow tracking server {tracking_uri} does not answer "
+            f"({type(error).__name__}); nothing was trained. Start it (`mlflow server "
+            "--host 127.0.0.1 --port ...`), or point MLFLOW_TRACKING_URI / "
+            "logger.mlflow.tracking_uri at a running one, or unset MLFLOW_TRACKING_URI to "
+            "log into the local store (outputs/mlflow.db)") from None
