@@ -21,7 +21,7 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 
 PHYSIONET_URL = "https://physionet.org/files"
@@ -74,12 +74,14 @@ def verify_sha256sums(folder: str | Path) -> list[str]:
 
 
 def download_physionet(slug: str, version: str, dest: str | Path, *, base_url: str | None = None,
-                       files: Iterable[str] | None = None, progress: bool = True) -> Path:
+                       files: Iterable[str] | Callable[[str], bool] | None = None,
+                       progress: bool = True) -> Path:
     """Download PhysioNet database ``slug``/``version`` into ``dest`` and return ``dest``.
 
     If ``dest`` already exists and is not empty it is returned untouched: the caller decides
     when a download is due. ``files`` restricts the download to those relative paths (the
-    checksum file always comes too); by default every file listed in SHA256SUMS.txt is fetched.
+    checksum file always comes too), or, as a predicate, to the listed paths it accepts (e.g.
+    PTB-XL without its 500 Hz records); by default every file listed in SHA256SUMS.txt is fetched.
     ``dest/SHA256SUMS.txt`` lists exactly the files downloaded, so :func:`verify_sha256sums`
     can check the folder later.
 
@@ -96,6 +98,8 @@ def download_physionet(slug: str, version: str, dest: str | Path, *, base_url: s
         # The checksum list comes first and into memory: an unreachable mirror creates nothing on disk.
         with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
             sums = parse_sha256sums(response.read().decode())
+        if callable(files):  # a predicate over the listed paths
+            files = [name for name in sums if files(name)]
         wanted = list(sums) if files is None else [f for f in dict.fromkeys(files) if f != SUMS_FILE]
         unknown = [f for f in wanted if f not in sums]
         if unknown:

@@ -1,0 +1,120 @@
+"""Recurrent PTB-XL classifiers of the DL_ECG_Classification seed: GRU, CNN-GRU, LSTM.
+
+The seed. HemaxiN/DL_ECG_Classification (GitHub; ``gru.py``, ``cnn_gru.py``, ``lstm.py``), a
+multimodal deep-learning study on PTB-XL 1.0.1 at 100 Hz: the recommended split (strat_folds
+1-8 / 9 / 10; 17,111 / 2,156 / 2,163 records with a superclass), leads I, II and V2 band-passed
+1-45 Hz (order-2 Butterworth) and z-scored per record, a 4-label multilabel target (MI, STTC,
+CD, HYP; a normal ECG is all zeros), BCE with positive-class weights negatives/positives,
+Adam, the checkpoint of the lowest validation loss (early stopping, patience 20), and per-class
+thresholds that maximise the G-mean sqrt(sensitivity x specificity) on the validation set,
+reported as TP/FN/FP/TN with sensitivity and specificity per class on the test set. Its nets:
+
+* ``RNN`` (gru.py): a 2-layer GRU of 128 units, dropout 0.3, uni- or bidirectional, a linear
+  layer on the last step (bidirectional: the forward direction's last step and the backward
+  direction's first, i.e. both directions' final states);
+* ``CNN1d_GRU`` (cnn_gru.py): three Conv1d blocks (kernel 5; 2, 4 and 8 times the input
+  channels; ReLU, max-pool 2, dropout), a 1-layer GRU of 128 units, linear on the last step;
+* ``LSTM`` (lstm.py): a 2-layer LSTM of 128 units, linear on the last step.
+
+The seed publishes code, not a results table we could check, so the anchor shown beside these
+presets is the PTB-XL benchmark of Strodthoff, Wagner, Schaeffter & Samek 2021, "Deep Learning
+for ECG Analysis: Benchmarks and Insights from PTB-XL", IEEE JBHI 25(5):1519-1528, Table II:
+superdiagnostic macro AUC 0.921 for ``lstm_bidir`` (all 12 leads, 100 Hz, the full database;
+their figure, not a reproduction).
+
+What we changed and why:
+
+* CNN-GRU: the seed feeds the convolutions ``torch.reshape(X, (B, C, T))`` and the GRU
+  ``torch.reshape(x3, (B, T', F))``, which reinterpret memory instead of swapping axes: the GRU
+  steps over a scrambled mix of channels and times. Here both are transposes, so step ``t``
+  of the GRU reads the convolution features of time ``t`` (``tests/test_ptbxl.py`` checks it).
+* Bidirectional readout from the final hidden states ``h_n`` of both directions (the same
+  vectors as the seed's output slices, without indexing the output sequence).
+* Standardisation per lead with training-split statistics (the seed z-scored every record on
+  its own) and a zero-phase band-pass (the seed's ``sosfilt`` is causal and delays the waves):
+  both are options of the datamodule (``conf/data/ptbxl.yaml``).
+* The LSTM preset predicts the 5 superclasses and may read age, sex, height and weight as
+  extra input channels repeated over time (``data.tabular``), with ReduceLROnPlateau.
+
+Every net maps ``[batch, channels, time]`` to logits ``[batch, num_classes]``; the task
+module applies the sigmoids, the BCE loss and the per-class G-mean thresholds.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def final_states(h_n: torch.Tensor, directions: int) -> torch.Tensor:
+    """The last layer's final hidden state of every direction, ``[B, directions * H]``.
+
+    ``h_n`` is ``[layers * directions, B, H]``; for a bidirectional net these are the forward
+    direction's state after the last step and the backward direction's after the first.
+    """
+    return torch.cat(list(h_n[-directions:]), dim=-1)
+
+
+class PTBXLGRU(nn.Module):
+    """The seed's ``RNN``: stacked GRU over the samples, linear on the final states."""
+
+    rnn_class = nn.GRU
+
+    def __init__(self, num_classes: int, in_channels: int, hidden_size: int = 128,
+                 num_layers: int = 2, dropout: float = 0.3, bidirectional: bool = False) -> None:
+        super().__init__()
+        self.directions = 2 if bidirectional else 1
+        self.rnn = self.rnn_class(in_channels, hidden_size, num_layers=num_layers,
+                                  batch_first=True, bidirectional=bidirectional,
+                                  dropout=dropout if num_layers > 1 else 0.0)
+        self.fc = nn.Linear(self.directions * hidden_size, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, h_n = self.rnn(x.transpose(1, 2))  # [B, C, T] -> [B, T, C]: one sample per step
+        if isinstance(h_n, tuple):  # LSTM: (h_n, c_n)
+            h_n = h_n[0]
+        return self.fc(final_states(h_n, self.directions))
+
+
+class PTBXLLSTM(PTBXLGRU):
+    """The seed's ``LSTM``: 2 layers of 128 units, dropout 0.2, linear on the last step."""
+
+    rnn_class = nn.LSTM
+
+    def __init__(self, num_classes: int, in_channels: int, hidden_size: int = 128,
+                 num_layers: int = 2, dropout: float = 0.2, bidirectional: bool = False) -> None:
+        super().__init__(num_classes, in_channels, hidden_size, num_layers, dropout, bidirectional)
+
+
+class PTBXLCNNGRU(nn.Module):
+    """The seed's ``CNN1d_GRU`` with transposes: three Conv1d blocks, then a GRU over their time axis.
+
+    Block ``i`` is Conv1d (kernel ``kernel_size``, ``2**i`` times the input channels), ReLU,
+    max-pool 2, dropout; 1000 samples become 121 GRU steps of ``8 * in_channels`` features.
+    """
+
+    def __init__(self, num_classes: int, in_channels: int, seq_len: int, hidden_size: int = 128,
+                 num_layers: int = 1, dropout: float = 0.3, kernel_size: int = 5,
+                 bidirectional: bool = False) -> None:
+        super().__init__()
+        blocks, width, length = [], in_channels, seq_len
+        for _ in range(3):
+            blocks += [nn.Conv1d(width, 2 * width, kernel_size), nn.ReLU(), nn.MaxPool1d(2),
+                       nn.Dropout(dropout)]
+            width, length = 2 * width, (length - kernel_size + 1) // 2
+        if length < 1:
+            raise ValueError(f"three conv blocks (kernel {kernel_size}, pool 2) leave no step of "
+                             f"{seq_len} samples; use longer inputs or a smaller kernel_size")
+        self.features = nn.Sequential(*blocks)
+        self.directions = 2 if bidirectional else 1
+        self.gru = nn.GRU(width, hidden_size, num_layers=num_layers, batch_first=True,
+                          bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0)
+        self.fc = nn.Linear(self.directions * hidden_size, num_classes)
+
+    def sequence(self, x: torch.Tensor) -> torch.Tensor:
+        """The GRU's input ``[B, steps, features]``: conv features, time still the time axis."""
+        return self.features(x).transpose(1, 2)  # not reshape: that would mix times and channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, h_n = self.gru(self.sequence(x))
+        return self.fc(final_states(h_n, self.directions))
