@@ -44,6 +44,46 @@ class CrossEntropy(nn.CrossEntropyLoss):
                          label_smoothing=label_smoothing)
 
 
+class FocalLoss(nn.Module):
+    """Multiclass focal loss with optional class weights and label smoothing (``loss=focal``).
+
+    Lin, Goyal, Girshick, He & Dollar 2017, "Focal Loss for Dense Object Detection" (ICCV):
+    the cross-entropy term of every class is scaled by ``(1 - p)^gamma``, so confidently right
+    items weigh little and training dwells on the hard ones. With label smoothing the target
+    is ``q = (1 - e) onehot(y) + e / K`` and every class's term is modulated by its own
+    probability; weights follow ``class_weights`` (``weighting=inverse``: inverse frequency,
+    "class-balanced"). For a batch::
+
+        loss = sum_i sum_k q_ik w_k (1 - p_ik)^gamma (-log p_ik) / sum_i w_{y_i}
+
+    the weighted mean torch's ``CrossEntropyLoss`` takes, so ``gamma=0`` is exactly ``loss=ce``
+    with the same weights and smoothing. Computed in float32 (mixed precision passes half
+    logits). Single-label targets only; multilabel data takes ``loss=bce``.
+    """
+
+    def __init__(self, class_counts: list[int], gamma: float = 2.0, weighting: str = "inverse",
+                 max_weight: float = 10.0, label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        if not gamma >= 0:
+            raise ValueError(f"loss.gamma={gamma!r} must be >= 0 (0 is cross-entropy)")
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"loss.label_smoothing={label_smoothing!r} must be in [0, 1)")
+        self.gamma, self.label_smoothing = float(gamma), float(label_smoothing)
+        self.register_buffer("weight", class_weights(class_counts, weighting, max_weight))
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if target.dim() != 1:
+            raise ValueError("loss=focal takes one class index per item; these targets have "
+                             f"shape {tuple(target.shape)} (multilabel?): use loss=bce")
+        log_p = logits.float().log_softmax(dim=-1)
+        num_classes = logits.shape[-1]
+        q = nn.functional.one_hot(target, num_classes).float() * (1.0 - self.label_smoothing)
+        q = q + self.label_smoothing / num_classes
+        weight = self.weight if self.weight is not None else log_p.new_ones(num_classes)
+        terms = q * weight * (1.0 - log_p.exp()).pow(self.gamma) * -log_p
+        return terms.sum() / weight[target].sum()
+
+
 class BinaryCrossEntropy(nn.BCEWithLogitsLoss):
     """Binary cross-entropy over one logit per class (``loss=bce``).
 

@@ -27,6 +27,18 @@ torch's ``WeightedRandomSampler`` (inverse class frequency, with replacement, as
 training items, seeded); ``sampler=undersample`` keeps a random class-balanced subset of the
 training split (imbalanced-learn's ``RandomUnderSampler``, seeded), chosen once in ``setup``.
 ``class_counts`` reports what training then draws, so a loss weighting never corrects twice.
+``sampler_boost={F: 2.0}`` multiplies those classes' sampler weights (``sampler=weighted``
+only): F is then drawn twice as often as any other class. It is a deliberate emphasis on top
+of the balance, so ``class_counts`` stay the balanced draws and a loss weighting leaves it in
+place; the dataset card shows the boosted expected draws.
+
+``smote={classes: [F], k_neighbors: 5, ratio: 0.5}`` adds synthetic training items of the
+listed classes with imbalanced-learn's ``SMOTE`` (seeded), after the split and on the
+training split's model inputs only (after the spectrogram or PCA; validation and test are
+never touched): each listed class grows to ``ratio`` x the largest training class (a class
+already that large is left alone). Synthetic items are kept apart from the real items
+(``inputs``, ``groups`` and the split indices stay the real ones) and join only the training
+dataset, its class counts and the sampler; the card lists them under ``smote``.
 
 Data-root contract: ``data.root``, else ``$ECG_DATA_DIR/<slug>``, else ``<data_dir>/<slug>``.
 """
@@ -53,6 +65,7 @@ log = logging.getLogger(__name__)
 STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",),
                 "predict": ("test",)}
 SAMPLERS = ("none", "weighted", "undersample")
+SMOTE_DEFAULTS = {"classes": None, "k_neighbors": 5, "ratio": 0.5}
 
 
 class ECGDataModule(L.LightningDataModule):
@@ -67,7 +80,8 @@ class ECGDataModule(L.LightningDataModule):
                  cache_dir: str = "outputs/cache", split: str = "record", seed: int = 0,
                  batch_size: int = 256, num_workers: int = 0, download: bool = True,
                  pca_components: int | None = None, sampler: str = "none",
-                 spectrogram: dict | None = None) -> None:
+                 spectrogram: dict | None = None, sampler_boost: dict | None = None,
+                 smote: dict | None = None) -> None:
         super().__init__()
         if pca_components is not None and pca_components < 1:
             raise ValueError(f"data.pca_components={pca_components} must be a positive integer or null")
@@ -77,6 +91,14 @@ class ECGDataModule(L.LightningDataModule):
             raise ValueError(f"data.sampler={sampler} balances single-label classes, but {self.slug} "
                              "items carry several labels; use data.sampler=none (and a loss "
                              "weighting, e.g. loss=bce loss.weighting=inverse)")
+        if sampler_boost and sampler != "weighted":
+            raise ValueError(f"data.sampler_boost={dict(sampler_boost)} multiplies the weights of "
+                             f"the weighted sampler: it needs data.sampler=weighted, not {sampler!r}")
+        sampler_boost = {str(name): float(factor) for name, factor in (sampler_boost or {}).items()}
+        bad = {name: factor for name, factor in sampler_boost.items() if not factor > 0}
+        if bad:
+            raise ValueError(f"data.sampler_boost factors must be positive numbers, got {bad}")
+        smote = smote_config(smote, sampler, self.task)
         spectrogram = spectrogram_config(spectrogram)
         if spectrogram is not None and pca_components is not None:
             raise ValueError("data.spectrogram and data.pca_components are both set: they are "
@@ -92,6 +114,8 @@ class ECGDataModule(L.LightningDataModule):
         self.pca_components = pca_components
         self._pca: dict | None = None  # fitted (or loaded) PCA, see state_dict()
         self.sampler = sampler
+        self.sampler_boost = sampler_boost
+        self.smote = smote
         self.spectrogram = spectrogram
         # Filled by setup().
         self.inputs: np.ndarray | None = None
@@ -101,6 +125,7 @@ class ECGDataModule(L.LightningDataModule):
         self.splits: dict[str, np.ndarray] | None = None
         self._raw_inputs: np.ndarray | None = None  # inputs before PCA or spectrogram
         self._train_before_sampling: np.ndarray | None = None  # train split before undersampling
+        self._synthetic: tuple[np.ndarray, np.ndarray] | None = None  # SMOTE (inputs, targets)
         self._datasets: dict[str, TensorDataset] = {}
 
     # ------------------------------------------------------------------ subclass hooks
@@ -134,6 +159,11 @@ class ECGDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Download the database when its folder is missing, then build the cache once."""
+        self.ensure_raw_data()
+        self.cached_arrays()
+
+    def ensure_raw_data(self) -> None:
+        """Download the database when its folder is missing; a clear error when it cannot."""
         if not self.has_raw_data():
             if self.physionet_version is None or not self.download:
                 raise DataUnavailableError(
@@ -142,7 +172,6 @@ class ECGDataModule(L.LightningDataModule):
                     f"Set ECG_DATA_DIR to a folder that holds {self.slug}/, or pass "
                     f"data.root=/path/to/{self.slug}")
             download_physionet(self.slug, self.physionet_version, self.root)
-        self.cached_arrays()
 
     # ------------------------------------------------------------------ cache
     @property
@@ -166,12 +195,15 @@ class ECGDataModule(L.LightningDataModule):
             self.splits = {name: np.asarray(idx, dtype=np.int64)
                            for name, idx in self.split_indices().items()}
             self._raw_inputs = self.inputs
+            self.boost_factors()  # an unknown class in data.sampler_boost fails here, not later
             if self.spectrogram is not None:
                 self.inputs = self.spectrogram_inputs(arrays)
             if self.pca_components is not None:
                 if self._pca is None:  # a state loaded before setup is used as it is
                     self._pca = self.fit_pca()
                 self.apply_pca()
+            if self.smote is not None and self._synthetic is None:  # on the model inputs
+                self._synthetic = self.oversample()
             if self.sampler == "undersample":  # after the features: PCA sees the whole split
                 self._train_before_sampling = self.splits["train"]
                 self.splits["train"] = self.undersample(self.splits["train"])
@@ -221,12 +253,63 @@ class ECGDataModule(L.LightningDataModule):
         sampler.fit_resample(train.reshape(-1, 1), targets)  # the indices stand in for the items
         return np.sort(train[sampler.sample_indices_])
 
+    def train_targets(self) -> np.ndarray:
+        """Targets of the training dataset: the real training items, then the SMOTE items."""
+        targets = self.targets[self.splits["train"]]
+        if self._synthetic is not None:
+            targets = np.concatenate([targets, self._synthetic[1]])
+        return targets
+
+    def boost_factors(self) -> np.ndarray:
+        """``sampler_boost`` as one factor per class (1 where not boosted)."""
+        unknown = sorted(set(self.sampler_boost) - set(self.class_names))
+        if unknown:
+            raise ValueError(f"data.sampler_boost names classes {unknown} that {self.slug} does "
+                             f"not have; its classes: {', '.join(self.class_names)}")
+        return np.array([self.sampler_boost.get(name, 1.0) for name in self.class_names])
+
     def weighted_sampler(self) -> WeightedRandomSampler:
-        """Training draws with probability inverse to class size: balanced batches in expectation."""
-        targets = torch.from_numpy(self.targets[self.splits["train"]])
-        weights = 1.0 / torch.bincount(targets, minlength=self.num_classes)[targets].double()
-        return WeightedRandomSampler(weights, num_samples=len(targets), replacement=True,
+        """Training draws with probability inverse to class size: balanced batches in expectation,
+        times ``sampler_boost`` for the boosted classes."""
+        targets = torch.from_numpy(self.train_targets())
+        per_class = torch.from_numpy(self.boost_factors()) / torch.bincount(
+            targets, minlength=self.num_classes).double()
+        return WeightedRandomSampler(per_class[targets], num_samples=len(targets),
+                                     replacement=True,
                                      generator=torch.Generator().manual_seed(self.seed))
+
+    def expected_draws(self) -> list[int]:
+        """Items per class the weighted sampler draws in one epoch, in expectation (with the boost)."""
+        counts = self.split_counts("train")
+        share = np.where(counts > 0, self.boost_factors(), 0.0)
+        return np.round(counts.sum() * share / share.sum()).astype(int).tolist()
+
+    def oversample(self) -> tuple[np.ndarray, np.ndarray]:
+        """SMOTE items ``(inputs, targets)`` of ``smote.classes``, from the training split only."""
+        from imblearn.over_sampling import SMOTE
+
+        train = self.splits["train"]
+        targets = self.targets[train]
+        counts = np.bincount(targets, minlength=self.num_classes)
+        k, ratio = self.smote["k_neighbors"], self.smote["ratio"]
+        goal = {}
+        for name in self.smote["classes"]:
+            if name not in self.class_names:
+                raise ValueError(f"data.smote.classes names {name!r}, which {self.slug} does not "
+                                 f"have; its classes: {', '.join(self.class_names)}")
+            c = self.class_names.index(name)
+            if counts[c] < k + 1:  # SMOTE interpolates towards k neighbours of the same class
+                raise ValueError(f"data.smote: class {name} has {counts[c]} training items, fewer "
+                                 f"than k_neighbors + 1 = {k + 1}; lower data.smote.k_neighbors or "
+                                 f"leave {name} out of data.smote.classes")
+            goal[c] = max(int(counts[c]), round(ratio * counts.max()))
+        shape = self.inputs.shape[1:]
+        if all(goal[c] == counts[c] for c in goal):  # every listed class is large enough already
+            return np.zeros((0, *shape), dtype=np.float32), np.zeros(0, dtype=self.targets.dtype)
+        smote = SMOTE(sampling_strategy=goal, k_neighbors=k, random_state=self.seed)
+        inputs, labels = smote.fit_resample(self.inputs[train].reshape(len(train), -1), targets)
+        return (inputs[len(train):].reshape(-1, *shape).astype(np.float32),
+                labels[len(train):].astype(self.targets.dtype))
 
     # ------------------------------------------------------------------ PCA
     def fit_pca(self) -> dict:
@@ -245,6 +328,8 @@ class ECGDataModule(L.LightningDataModule):
         """Project every item onto the fitted components: ``inputs`` becomes ``[N, 1, K]``."""
         self.inputs = self.project_pca(self._raw_inputs)
         self._datasets = {}  # rebuilt from the projected inputs
+        if self._synthetic is not None:  # SMOTE items live in the input space: redraw them there
+            self._synthetic = self.oversample()
 
     def project_pca(self, inputs: np.ndarray) -> np.ndarray:
         """``[N, C, T]`` -> ``[N, 1, K]`` component scores of the fitted (or loaded) PCA."""
@@ -290,8 +375,12 @@ class ECGDataModule(L.LightningDataModule):
             if index is None or len(index) == 0:
                 raise ValueError(f"the {name!r} split of {self.slug} is empty "
                                  f"(data.split={self.split}); choose another split or records")
-            inputs = torch.from_numpy(np.ascontiguousarray(self.inputs[index], dtype=np.float32))
-            self._datasets[name] = TensorDataset(inputs, torch.from_numpy(self.targets[index]))
+            inputs = np.ascontiguousarray(self.inputs[index], dtype=np.float32)
+            targets = self.targets[index]
+            if name == "train" and self._synthetic is not None:  # SMOTE items train only
+                inputs = np.concatenate([inputs, self._synthetic[0]])
+                targets = np.concatenate([targets, self._synthetic[1]])
+            self._datasets[name] = TensorDataset(torch.from_numpy(inputs), torch.from_numpy(targets))
         return self._datasets[name]
 
     # ------------------------------------------------------------------ facts for run.py
@@ -315,11 +404,15 @@ class ECGDataModule(L.LightningDataModule):
     def data_facts(self) -> dict:
         """Everything needed to rebuild the model without the data: saved in every checkpoint."""
         return {**self.model_facts(), "class_names": list(self.class_names), "task": self.task,
-                "class_counts": self.class_counts, "num_items": int(len(self.splits["train"]))}
+                "class_counts": self.class_counts, "num_items": int(len(self.train_targets()))}
 
     def split_counts(self, name: str) -> np.ndarray:
-        """Items per class in one split (positives per label for multilabel data)."""
-        return self._counts(self.splits[name])
+        """Items per class in one split (positives per label for multilabel data); the training
+        split counts its SMOTE items too."""
+        counts = self._counts(self.splits[name])
+        if name == "train" and self._synthetic is not None:
+            counts = counts + np.bincount(self._synthetic[1], minlength=self.num_classes)
+        return counts
 
     def _counts(self, index: np.ndarray) -> np.ndarray:
         targets = self.targets[index]
@@ -334,9 +427,10 @@ class ECGDataModule(L.LightningDataModule):
     def class_counts(self) -> list[int]:
         """Class counts of what training draws, from which losses derive their class weights.
 
-        The training split's counts (after ``undersample``, the balanced subset); with
-        ``sampler=weighted`` the expected draws per epoch, equal over the classes present, so
-        that ``loss.weighting`` does not correct a second time what the sampler balanced.
+        The training split's counts (after ``undersample``, the balanced subset; with SMOTE
+        items); with ``sampler=weighted`` the expected draws per epoch, equal over the classes
+        present, so that ``loss.weighting`` does not correct a second time what the sampler
+        balanced (``sampler_boost`` is left out: an emphasis the loss should not undo).
         """
         counts = self.split_counts("train")
         if self.sampler == "weighted":
@@ -353,7 +447,14 @@ class ECGDataModule(L.LightningDataModule):
         if self._train_before_sampling is not None:
             card["train_before_undersampling"] = self._per_class(self._train_before_sampling)
         if self.sampler == "weighted":  # the train split below is what the sampler draws from
-            card["train_drawn_per_epoch_expected"] = dict(zip(self.class_names, self.class_counts))
+            card["train_drawn_per_epoch_expected"] = dict(zip(self.class_names,
+                                                              self.expected_draws()))
+            if self.sampler_boost:
+                card["sampler_boost"] = dict(self.sampler_boost)
+        if self.smote is not None:
+            synthetic = np.bincount(self._synthetic[1], minlength=self.num_classes)
+            card["smote"] = {**self.smote, "fitted_on": "train",
+                             "synthetic_per_class": dict(zip(self.class_names, map(int, synthetic)))}
         if self.spectrogram is not None:
             card["spectrogram"] = {**self.spectrogram, "input_channels": self.in_channels,
                                    "frames": self.seq_len, "cache": str(self.spectrogram_cache_path)}
@@ -386,6 +487,35 @@ class ECGDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False)
+
+
+def smote_config(config, sampler: str, task: str) -> dict | None:
+    """``data.smote`` checked and completed with the defaults; ``None`` stays ``None``."""
+    if config is None:
+        return None
+    config = {key: config[key] for key in config}  # a plain dict, also from a Hydra DictConfig
+    unknown = sorted(set(config) - set(SMOTE_DEFAULTS))
+    if unknown:
+        raise ValueError(f"data.smote has unknown keys {unknown}; valid: {', '.join(SMOTE_DEFAULTS)}")
+    config = {**SMOTE_DEFAULTS, **config}
+    classes = config["classes"]
+    if isinstance(classes, str) or not classes:
+        raise ValueError(f"data.smote.classes={classes!r} must be a non-empty list of class "
+                         "names, e.g. [F]")
+    config["classes"] = [str(name) for name in classes]
+    k, ratio = config["k_neighbors"], config["ratio"]
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"data.smote.k_neighbors={k!r} must be a positive integer")
+    if not isinstance(ratio, (int, float)) or not 0 < ratio <= 1:
+        raise ValueError(f"data.smote.ratio={ratio!r} must be in (0, 1]: a listed class grows to "
+                         "ratio x the largest training class")
+    if task == "multilabel":
+        raise ValueError("data.smote oversamples single-label classes; these items carry several "
+                         "labels: use data.smote=null")
+    if sampler == "undersample":
+        raise ValueError("data.smote adds training items and data.sampler=undersample removes "
+                         "them: choose one (data.sampler=weighted or none with SMOTE)")
+    return config
 
 
 def read_or_build(path: Path, build) -> tuple[dict[str, np.ndarray], dict]:

@@ -9,7 +9,8 @@ windows around an R-peak position. This module holds what they share:
 * ``read_beat_windows``: one record -> windows around its beat positions, taken from the
   reference annotations (``beats="annotations"``) or from wfdb's GQRS detector with the
   peaks moved onto the R wave (``beats="detector"``, for records without beat annotations or
-  with too few marked beats);
+  with too few marked beats); or, with ``segmentation="sliding"``, windows of
+  ``window_seconds`` every ``stride_seconds`` over the whole record, not centred on beats;
 * ``BeatDataModule``: the ``ECGDataModule`` subclass that reads every record listed in
   ``RECORDS`` in parallel, caches the windows, applies a label scheme (``aami``, ``binary``,
   ``symbols`` or ``identification``: one class per subject) and the generic splits.
@@ -20,10 +21,20 @@ Splits offered here (a database adds its own, e.g. mitdb's ``inter_patient``):
   test (the identification paradigm; random beats would put neighbours on both sides);
 * ``intra_patient``: stratified random beats (patient-leaky; logged as such);
 * ``record``: random whole subjects, seeded; ``kfold``: subject-disjoint k-fold.
+
+Sliding windows (``segmentation="sliding"``): a record of ``T`` samples gives
+``floor((T - W) / S) + 1`` windows of ``W`` samples, starting every ``S`` samples. A window is
+labelled by the beat annotation nearest its centre among the beats inside it (ties: the
+earlier beat), so it is named exactly as a beat-centred window of that beat would be, and the
+label scheme still applies afterwards. Windows with no beat annotation inside (pauses,
+unannotated noise) are not items: they are dropped and counted per record
+(``windows_without_beat``). An abnormal beat names about ``RR / S`` windows (1.5 at 80 bpm and
+S = 0.5 s), a normal one as many: the class balance stays that of the beats.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
@@ -36,11 +47,13 @@ from scipy.ndimage import uniform_filter1d
 from wfdb.processing import correct_peaks, gqrs_detect, resample_sig, resample_singlechan
 
 from ecg_lightning.data.base import ECGDataModule
-from ecg_lightning.data.labels import LABEL_SCHEMES, MITDB_SYMBOLS, encode_symbols, scheme_classes
+from ecg_lightning.data.labels import (BEAT_SYMBOLS, LABEL_SCHEMES, MITDB_SYMBOLS, encode_symbols,
+                                       scheme_classes)
 from ecg_lightning.data.splits import group_kfold, group_split, stratified_split, time_split
 
 NORMALIZATIONS = ("zscore", "minmax", "none")
 BEAT_SOURCES = ("annotations", "detector")
+SEGMENTATIONS = ("beats", "sliding")
 SPLIT_PARADIGM = {"time": "within_subject_time", "intra_patient": "intra_patient",
                   "record": "subject_disjoint_random", "kfold": "subject_disjoint_kfold",
                   "inter_patient": "inter_patient", "records": "subject_disjoint_fixed"}
@@ -88,15 +101,40 @@ def detect_r_peaks(signal: np.ndarray, fs: float) -> np.ndarray:
     return np.unique(peaks[peaks >= 0]).astype(np.int64)
 
 
+def sliding_window_labels(length: int, width: int, stride: int,
+                          beat_samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Starts of the windows of ``width`` every ``stride`` samples over ``length`` samples, and
+    for each the index (into the sorted ``beat_samples``) of the beat nearest its centre among
+    those inside it, -1 where no beat lies inside (see the module docstring)."""
+    count = (length - width) // stride + 1 if length >= width else 0
+    starts = np.arange(count, dtype=np.int64) * stride
+    if len(beat_samples) == 0:
+        return starts, np.full(count, -1, dtype=np.int64)
+    centres = starts + (width - 1) / 2.0
+    right = np.clip(np.searchsorted(beat_samples, centres), 1, len(beat_samples) - 1)
+    left = right - 1
+    if len(beat_samples) == 1:
+        nearest = np.zeros(count, dtype=np.int64)
+    else:  # the earlier beat wins a tie
+        nearest = np.where(centres - beat_samples[left] <= beat_samples[right] - centres, left, right)
+    sample = beat_samples[nearest]
+    inside = (sample >= starts) & (sample < starts + width)
+    return starts, np.where(inside, nearest, -1)
+
+
 def read_beat_windows(path: Path, lead: str | None, fs: float | None, bandpass, derivative: bool,
                       smoothing_seconds: float | None, pre_seconds: float, post_seconds: float,
                       normalize: str, beats: str = "annotations",
-                      max_seconds: float | None = None) -> dict | None:
+                      max_seconds: float | None = None, segmentation: str = "beats",
+                      window_seconds: float | None = None,
+                      stride_seconds: float | None = None) -> dict | None:
     """Windows around every beat position of one record; ``None`` if it lacks ``lead``.
 
     ``lead=None`` reads each record's first channel. ``max_seconds`` reads only the start of
     long records (nsrdb holds 24 h per subject). Beats too close to either end for a full
-    window are dropped and counted.
+    window are dropped and counted. ``segmentation="sliding"`` cuts windows of
+    ``window_seconds`` every ``stride_seconds`` instead, each named by its centre beat
+    (``samples`` is then that beat's sample, ``starts`` the window's first sample).
     """
     sampto = None  # the header is read a second time only when a record is cut short
     if max_seconds is not None:
@@ -134,6 +172,22 @@ def read_beat_windows(path: Path, lead: str | None, fs: float | None, bandpass, 
         symbols = np.full(len(samples), "N")  # the detector finds beats, not their types
     signal = filter_signal(signal, rate, bandpass, derivative, smoothing_seconds)
 
+    if segmentation == "sliding":
+        is_beat = np.isin(symbols, BEAT_SYMBOLS)  # rhythm and noise marks name no window
+        order = np.argsort(samples[is_beat], kind="stable")
+        beat_samples, beat_symbols = samples[is_beat][order], symbols[is_beat][order]
+        width = round(window_seconds * rate)
+        starts, nearest = sliding_window_labels(len(signal), width, round(stride_seconds * rate),
+                                                beat_samples)
+        named = nearest >= 0
+        windows = (np.lib.stride_tricks.sliding_window_view(signal, width)[starts[named]]
+                   if len(signal) >= width else np.zeros((0, width)))
+        return {"windows": normalize_windows(windows.astype(np.float32), normalize),
+                "symbols": beat_symbols[nearest[named]],
+                "samples": beat_samples[nearest[named]].astype(np.int64),
+                "starts": starts[named], "windows_without_beat": int((~named).sum()),
+                "dropped_at_edges": 0, "fs": float(rate), "lead": record.sig_name[0]}
+
     pre, post = round(pre_seconds * rate), round(post_seconds * rate)
     inside = (samples - pre >= 0) & (samples + post <= len(signal))
     starts = samples[inside] - pre
@@ -164,15 +218,23 @@ class BeatDataModule(ECGDataModule):
                  beats: str = "annotations", max_seconds: float | None = None,
                  label_scheme: str = "aami", split: str = "time", val_fraction: float = 0.1,
                  test_fraction: float = 0.2, fold: int = 0, num_folds: int = 5,
-                 purge: int = 1, **base) -> None:
+                 purge: int = 1, segmentation: str = "beats", window_seconds: float | None = None,
+                 stride_seconds: float | None = None, **base) -> None:
         super().__init__(split=split, **base)
         for option, value, valid in (("label_scheme", label_scheme, self.label_schemes),
                                      ("split", split, self.splits_offered),
                                      ("normalize", normalize, NORMALIZATIONS),
-                                     ("beats", beats, BEAT_SOURCES)):
+                                     ("beats", beats, BEAT_SOURCES),
+                                     ("segmentation", segmentation, SEGMENTATIONS)):
             if value not in valid:
                 raise ValueError(f"data.{option}={value!r} is unknown for {self.slug}; "
                                  f"valid: {', '.join(valid)}")
+        if segmentation == "sliding":
+            for option, value in (("window_seconds", window_seconds),
+                                  ("stride_seconds", stride_seconds)):
+                if value is None or not value > 0:
+                    raise ValueError(f"data.segmentation=sliding needs data.{option} > 0 "
+                                     f"(seconds), got {value!r}")
         if label_scheme == "identification" and split != "time":
             raise ValueError(f"data.label_scheme=identification needs data.split=time (earlier "
                              f"beats train, later beats test), not {split!r}: subject-disjoint "
@@ -185,6 +247,10 @@ class BeatDataModule(ECGDataModule):
         self.label_scheme = label_scheme
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.fold, self.num_folds, self.purge = fold, num_folds, purge
+        self.segmentation = segmentation
+        sliding = segmentation == "sliding"  # the window options only mean something then
+        self.window_seconds = float(window_seconds) if sliding else None
+        self.stride_seconds = float(stride_seconds) if sliding else None
 
     @property
     def split_paradigm(self) -> str:
@@ -208,25 +274,35 @@ class BeatDataModule(ECGDataModule):
         """The records this configuration uses (all of them unless overridden)."""
         return self.record_names()
 
+    def record_path(self, record: str) -> Path:
+        """Where a record's files are (without extension)."""
+        return self.root / record
+
     # ------------------------------------------------------------------ cache
     def preprocessing_config(self) -> dict:
         # The record list is part of the key: a folder holding other records (data.root) must
         # not read the arrays cached for this one.
-        return {"lead": self.lead, "fs": self.fs, "bandpass": self.bandpass,
-                "derivative": self.derivative, "smoothing_seconds": self.smoothing_seconds,
-                "pre_seconds": self.pre_seconds, "post_seconds": self.post_seconds,
-                "normalize": self.normalize, "beats": self.beats, "max_seconds": self.max_seconds,
-                "records": self.record_names(), "version": 2}
+        config = {"lead": self.lead, "fs": self.fs, "bandpass": self.bandpass,
+                  "derivative": self.derivative, "smoothing_seconds": self.smoothing_seconds,
+                  "pre_seconds": self.pre_seconds, "post_seconds": self.post_seconds,
+                  "normalize": self.normalize, "beats": self.beats, "max_seconds": self.max_seconds,
+                  "records": self.record_names(), "version": 2}
+        if self.segmentation == "sliding":  # beat-centred configs keep their existing keys
+            config.update(segmentation="sliding", window_seconds=self.window_seconds,
+                          stride_seconds=self.stride_seconds)
+        return config
 
     def build_arrays(self) -> tuple[dict[str, np.ndarray], dict]:
         names = self.record_names()
         read = partial(read_beat_windows, lead=self.lead, fs=self.fs, bandpass=self.bandpass,
                        derivative=self.derivative, smoothing_seconds=self.smoothing_seconds,
                        pre_seconds=self.pre_seconds, post_seconds=self.post_seconds,
-                       normalize=self.normalize, beats=self.beats, max_seconds=self.max_seconds)
+                       normalize=self.normalize, beats=self.beats, max_seconds=self.max_seconds,
+                       segmentation=self.segmentation, window_seconds=self.window_seconds,
+                       stride_seconds=self.stride_seconds)
         # Records are independent: one process per core roughly halves a cold build.
         with ProcessPoolExecutor(max_workers=min(len(names), os.cpu_count() or 1)) as pool:
-            per_record = dict(zip(names, pool.map(read, [self.root / n for n in names])))
+            per_record = dict(zip(names, pool.map(read, [self.record_path(n) for n in names])))
         kept = {name: r for name, r in per_record.items() if r is not None}
         if not kept:
             raise ValueError(f"no {self.slug} record in {self.root} has lead {self.lead!r} "
@@ -242,10 +318,14 @@ class BeatDataModule(ECGDataModule):
                                        for name, r in kept.items()]).astype(str),
             "samples": np.concatenate([r["samples"] for r in kept.values()]),
         }
+        if self.segmentation == "sliding":  # each window's first sample (samples: its centre beat)
+            arrays["starts"] = np.concatenate([r["starts"] for r in kept.values()])
         info = {"fs": next(iter(kept.values()))["fs"],
                 "leads": {name: r["lead"] for name, r in kept.items()},
                 "missing_lead": sorted(n for n, r in per_record.items() if r is None),
                 "dropped_at_edges": {n: r["dropped_at_edges"] for n, r in kept.items()}}
+        if self.segmentation == "sliding":
+            info["windows_without_beat"] = {n: r["windows_without_beat"] for n, r in kept.items()}
         return arrays, info
 
     # ------------------------------------------------------------------ items and splits
@@ -285,8 +365,11 @@ class BeatDataModule(ECGDataModule):
 
     def split_indices(self) -> dict[str, np.ndarray]:
         if self.split == "time":
+            purge = self.purge
+            if self.segmentation == "sliding":  # a window overlaps its next W/S - 1 neighbours
+                purge = max(purge, math.ceil(self.window_seconds / self.stride_seconds) - 1)
             return time_split(self.groups, self.time_order(), self.val_fraction,
-                              self.test_fraction, self.purge)
+                              self.test_fraction, purge)
         if self.split == "intra_patient":
             return stratified_split(self.targets, self.val_fraction, self.test_fraction, self.seed)
         if self.split == "record":
@@ -300,7 +383,7 @@ class BeatDataModule(ECGDataModule):
     # ------------------------------------------------------------------ pictures (summary --plots)
     def record_strip(self, record: str, seconds: float, centre: int | None = None):
         """``(time s, signal, annotation samples, symbols, title)`` of the raw lead, via wfdb."""
-        path = str(self.root / record)
+        path = str(self.record_path(record))
         fs = wfdb.rdheader(path).fs
         half = round(seconds * fs / 2)
         start = 0 if centre is None else max(0, centre - half)
@@ -322,9 +405,15 @@ class BeatDataModule(ECGDataModule):
 
     def describe_preprocessing(self) -> dict:
         leads = sorted(set(self.info["leads"].values()))
+        if self.segmentation == "sliding":
+            window = {"segmentation": "sliding", "window": self.window_seconds,
+                      "stride": self.stride_seconds,
+                      "label": "the beat annotation nearest the window centre",
+                      "windows_without_beat_dropped": sum(self.info["windows_without_beat"].values())}
+        else:
+            window = {"pre": self.pre_seconds, "post": self.post_seconds}
         return {"split_paradigm": self.split_paradigm, "label_scheme": self.label_scheme,
-                "sampling_rate_hz": self.info["fs"], "lead": leads,
-                "window_seconds": {"pre": self.pre_seconds, "post": self.post_seconds},
+                "sampling_rate_hz": self.info["fs"], "lead": leads, "window_seconds": window,
                 "window_samples": int(self._raw_inputs.shape[2]), "bandpass_hz": self.bandpass,
                 "derivative_filter": self.derivative,
                 "smoothing_seconds": self.smoothing_seconds, "normalize": self.normalize,

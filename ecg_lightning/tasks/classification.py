@@ -57,6 +57,7 @@ class ClassificationTask(L.LightningModule):
         self.test_bootstrap = bootstrapped_metrics(num_classes, task, bootstrap_resamples)
         self.test_examples: list[dict] = []  # a few test inputs per class, for the report figure
         self.test_report: dict | None = None  # filled at the end of testing, read by run.py
+        self.nonfinite_steps = 0  # training steps skipped for a NaN/inf loss (training_step)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -72,9 +73,22 @@ class ClassificationTask(L.LightningModule):
                  prog_bar=stage != "test", batch_size=len(y))
         return loss, self.probabilities(logits), y
 
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        loss, probs, y = self._step(batch, "train")
-        self.train_metrics.update(probs.detach(), y)
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor | None:
+        x, y = batch
+        logits = self(x)
+        loss = self.loss(logits, y)
+        # A NaN or infinite loss (half-precision overflow, a bad batch) would wreck the weights:
+        # returning None skips the backward pass, so the optimiser finds no gradient and leaves
+        # every weight as it is. The skips are counted; the skipped loss is not logged (it would
+        # turn the epoch's mean train/loss into NaN).
+        finite = bool(torch.isfinite(loss))
+        self.nonfinite_steps += not finite
+        self.log("train/nonfinite_steps", float(self.nonfinite_steps), on_step=False,
+                 on_epoch=True, reduce_fx="max", batch_size=len(y))
+        if not finite:
+            return None
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.train_metrics.update(self.probabilities(logits).detach(), y)
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> None:
