@@ -77,9 +77,11 @@ def write_cache(path: Path, arrays: dict[str, np.ndarray], info: dict) -> None:
     except OSError as error:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-        raise OSError(error.errno, f"could not write the preprocessing cache {path}: "
-                      f"{error.strerror or error}. Point paths.cache_dir (or the ECG_CACHE_DIR "
-                      "environment variable) at a writable folder with free space") from error
+        message = (f"could not write the preprocessing cache {path}: {error.strerror or error}. "
+                   "Point paths.cache_dir (or the ECG_CACHE_DIR environment variable) at a "
+                   "writable folder with free space")
+        # numpy reports a short write (full disk) as an OSError without errno: no "[Errno None]"
+        raise (OSError(error.errno, message) if error.errno else OSError(message)) from error
     except BaseException:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
