@@ -202,3 +202,42 @@ def test_empty_split_is_a_clear_error(small_mitdb, tmp_path):
         dm.test_dataloader()
     with pytest.raises(ValueError, match="'test' split"):
         dm.setup("test")
+
+
+# ---------------------------------------------------------------------------- tracking server down
+def test_tracking_server_down_fails_before_training(tmp_path):
+    """MLFLOW_TRACKING_URI naming a server that does not answer: one clear error in seconds
+    (MLflow's client alone retries for about 4 minutes), no data read, nothing trained."""
+    url = closed_port_url().removesuffix("/files")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": url, "ECG_CACHE_DIR": str(tmp_path / "cache")}
+    result = subprocess.run([sys.executable, "-m", "ecg_lightning.run", "debug=limit",
+                             f"paths.root_dir={tmp_path}"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert f"the MLflow tracking server {url} does not answer" in result.stderr
+    assert "unset MLFLOW_TRACKING_URI" in result.stderr
+    assert not (tmp_path / "cache").exists() and not list(tmp_path.rglob("*.ckpt"))
+
+
+def test_checkpoint_of_another_model_is_refused(tmp_path, mitdb_cache_dir, monkeypatch):
+    """Testing an LSTM checkpoint with model=gru: an error that says the checkpoint does not
+    fit, before any test batch; the MLflow run of the attempt ends FAILED, not RUNNING."""
+    from mlflow.tracking import MlflowClient
+
+    from ecg_lightning.run import train
+    from ecg_lightning.summary import compose_config
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    common = [f"paths.root_dir={tmp_path}", f"paths.cache_dir={mitdb_cache_dir}", "debug=limit",
+              "trainer.max_epochs=1", "callbacks.progress_bar.refresh_rate=0",
+              "logger.mlflow.log_model=false"]
+    train(compose_config([*common, "model=lstm", f"paths.output_dir={tmp_path}/lstm"]))
+    checkpoint = tmp_path / "lstm" / "checkpoints" / "last.ckpt"
+    with pytest.raises(ValueError, match=r"does not fit this model and data.*"
+                                         r"\(256, 9\) in the checkpoint, \(192, 9\) here"):
+        train(compose_config([*common, "model=gru", "train=false", f"ckpt_path={checkpoint}",
+                              f"paths.output_dir={tmp_path}/gru"]))
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("ecg-lightning").experiment_id])
+    assert sorted(r.info.status for r in runs) == ["FAILED", "FINISHED"]  # the gru test, the lstm
