@@ -14,8 +14,8 @@ data facts and, when used, the fitted PCA). Writes into ``out`` (default
 * ``<record>_predictions.csv``: sample, time (s), label, then one probability per class;
 * ``<record>_predictions.png``: the first 20 s of the record with the predicted labels.
 
-Only beat-window models of the WFDB beat databases (mitdb, nsrdb, ecgiddb and their presets)
-can predict on a record; the G-mean thresholds of the checkpoint are reported beside the argmax
+Only beat-window models of the WFDB beat databases (mitdb, nsrdb, ecgiddb, svdb and their
+presets; not the sliding windows of the spectrogram-CNN study) can predict on a record; the G-mean thresholds of the checkpoint are reported beside the argmax
 label in the CSV (``<class>_at_gmean`` columns: 1 where the probability reaches the threshold).
 """
 
@@ -54,6 +54,12 @@ def load_for_prediction(ckpt: str):
     datamodule = instantiate(cfg.data)
     if not isinstance(datamodule, BeatDataModule):
         raise ValueError(f"ckpt={path}: its data ({cfg.data._target_}) is not a beat database")
+    if datamodule.segmentation != "beats":
+        # A sliding window spans several beats: its label is not one beat's, so there is no
+        # beat-by-beat annotation file to write.
+        raise ValueError(f"ckpt={path} was trained on data.segmentation={datamodule.segmentation} "
+                         "windows; predict classifies one window per beat and needs a model trained "
+                         "with data.segmentation=beats")
     datamodule.load_state_dict(checkpoint.get(type(datamodule).__name__, {}))
     model = model_from_facts(cfg, facts)
     model.load_state_dict(checkpoint["state_dict"])

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import wfdb
 
 from ecg_lightning.data.cache import MANIFEST, read_cache
 from ecg_lightning.data.download import DataUnavailableError
@@ -115,6 +116,83 @@ def test_no_record_has_the_lead(small_mitdb, tmp_path):
     with pytest.raises(ValueError, match=r"no mitdb record in .* has lead 'MLII' \(records: 102 104\)"):
         dm.prepare_data()
     assert_no_cache_written(cache)
+
+
+def test_header_that_disagrees_with_its_data_file(small_mitdb, tmp_path):
+    """A header promising fewer samples than the .dat holds (wfdb would read it silently)."""
+    root = small_mitdb(("100", "101"), copy=("101",))
+    header = root / "101.hea"
+    header.write_bytes(header.read_bytes().replace(b" 650000", b" 640000", 1))
+    cache = tmp_path / "cache"
+    with pytest.raises(ValueError) as excinfo:
+        MITBIHDataModule(root=str(root), cache_dir=str(cache)).prepare_data()
+    message = str(excinfo.value)
+    assert f"record {root / '101'}: the header {root / '101'}.hea promises 640000 samples" in message
+    assert "(1920000 bytes)" in message and "has 1950000 bytes" in message
+    assert "header of another record?" in message
+    assert_no_cache_written(cache)
+
+
+def test_annotation_file_of_another_record(small_mitdb, tmp_path):
+    """101.atr replaced by 100.atr: its beats miss 101's QRS complexes."""
+    root = small_mitdb(("100", "101"), copy=("101",))
+    (root / "101.atr").write_bytes((root / "100.atr").read_bytes())
+    cache = tmp_path / "cache"
+    with pytest.raises(ValueError, match=rf"record {root / '101'}: the beats of {root / '101'}.atr "
+                                         r"do not fall on its QRS complexes .*another record\?"):
+        MITBIHDataModule(root=str(root), cache_dir=str(cache)).prepare_data()
+    assert_no_cache_written(cache)
+
+
+def rewrite_record(root: Path, name: str, edit) -> tuple[np.ndarray, wfdb.Annotation]:
+    """Record ``name`` in ``root`` rewritten (wfdb.wrsamp/wrann) from its first 2 minutes of
+    MLII with ``edit(signal)`` applied; returns the new signal and annotation."""
+    source = str(root / name)
+    record = wfdb.rdrecord(source, sampto=2 * 360 * 60, channel_names=["MLII"])
+    annotation = wfdb.rdann(source, "atr", sampto=2 * 360 * 60)
+    for ext in ("hea", "dat", "atr"):
+        (root / f"{name}.{ext}").unlink()
+    signal = edit(record.p_signal.copy())
+    wfdb.wrsamp(name, fs=360, units=["mV"], sig_name=["MLII"], p_signal=signal, fmt=["16"],
+                adc_gain=[200.0], baseline=[0], write_dir=str(root))
+    wfdb.wrann(name, "atr", annotation.sample, annotation.symbol, write_dir=str(root))
+    return signal[:, 0], annotation
+
+
+def test_nan_samples_name_the_record_and_sample(small_mitdb, tmp_path):
+    root = small_mitdb(("100", "101"), copy=("101",))
+
+    def with_gap(signal):
+        signal[36000:36360] = np.nan  # one second at 100 s: wfdb writes its "invalid" value
+        return signal
+    rewrite_record(root, "101", with_gap)
+    cache = tmp_path / "cache"
+    with pytest.raises(ValueError, match=rf"record {root / '101'}: lead MLII holds 360 NaN or "
+                                         r"infinite samples, the first at sample 36000 \(100.00 s\)"):
+        MITBIHDataModule(root=str(root), cache_dir=str(cache)).prepare_data()
+    assert_no_cache_written(cache)
+
+
+def test_flat_line_windows_are_dropped_and_counted(small_mitdb, tmp_path):
+    """A 20 s flat line (lead off) under annotated beats: those windows are not items; the
+    dataset card counts them."""
+    root = small_mitdb(("100", "101"), copy=("101",))
+
+    def lead_off(signal):
+        signal[18000:25200] = signal[18000, 0]  # 50-70 s
+        return signal
+    _, annotation = rewrite_record(root, "101", lead_off)
+    dm = MITBIHDataModule(root=str(root), cache_dir=str(tmp_path / "cache"),
+                          split="intra_patient", label_scheme="binary")
+    dm.prepare_data()
+    dm.setup("fit")
+    pre, post = round(0.25 * 360), round(0.45 * 360)
+    inside = [s for s, symbol in zip(annotation.sample, annotation.symbol)
+              if symbol in "NLRejAaJSVEF/fQ" and s - pre >= 18000 and s + post <= 25200]
+    assert len(inside) > 15 and dm.info["flat_windows"] == {"100": 0, "101": len(inside)}
+    assert dm.describe_preprocessing()["flat_line_windows_dropped"] == len(inside)
+    kept = dm.samples[dm.records.astype(str) == "101"]
+    assert not set(inside) & set(kept.tolist())
 
 
 # ---------------------------------------------------------------------------- damaged cache

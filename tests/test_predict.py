@@ -96,3 +96,17 @@ def test_command_line(checkpoint, mitdb_dir, tmp_path):
                             capture_output=True, text=True, cwd=REPO, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "beats (annotations)" in result.stdout and (tmp_path / "119.pred").is_file()
+
+
+def test_sliding_window_checkpoint_is_refused(mitdb_dir, tmp_path):
+    """A window of the spectrogram study spans several beats: predict names the option instead
+    of labelling beats with it."""
+    cfg = compose_config(["debug=limit", "logger=none", f"paths.root_dir={tmp_path}",
+                          f"paths.output_dir={tmp_path}/run", f"paths.cache_dir={tmp_path}/cache",
+                          "callbacks.progress_bar.refresh_rate=0", "bootstrap_resamples=0",
+                          "data.segmentation=sliding", "data.window_seconds=2.5",
+                          "data.stride_seconds=0.5", "data.max_seconds=60", "trainer.max_epochs=1"])
+    train(cfg)
+    sliding = next((tmp_path / "run" / "checkpoints").glob("best-*.ckpt"))
+    with pytest.raises(ValueError, match="data.segmentation=sliding windows.*segmentation=beats"):
+        predict(str(sliding), str(mitdb_dir / "100"), str(tmp_path / "out"))

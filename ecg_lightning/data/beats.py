@@ -44,6 +44,7 @@ import numpy as np
 import wfdb
 from neurodsp.filt.iir import apply_iir_filter, design_iir_filter
 from scipy.ndimage import uniform_filter1d
+from wfdb.io import _signal
 from wfdb.processing import correct_peaks, gqrs_detect, resample_sig, resample_singlechan
 
 from ecg_lightning.data.base import ECGDataModule
@@ -122,6 +123,76 @@ def sliding_window_labels(length: int, width: int, stride: int,
     return starts, np.where(inside, nearest, -1)
 
 
+def check_data_files(path: Path, header: wfdb.Record) -> None:
+    """A data file whose size is not what its header promises is an error naming both.
+
+    wfdb itself reads a too-long file silently (and a too-short one with a numpy error): a
+    header of another record, or a truncated or zero-length ``.dat``, is caught here instead.
+    """
+    for file_name in dict.fromkeys(header.file_name):
+        fmts = [f for f, name in zip(header.fmt, header.file_name) if name == file_name]
+        if fmts[0] not in _signal.BYTES_PER_SAMPLE or not _signal.BYTES_PER_SAMPLE[fmts[0]]:
+            continue  # compressed (FLAC) formats have no fixed size
+        offset = next(o for o, name in zip(header.byte_offset, header.file_name)
+                      if name == file_name) or 0
+        expected = offset + _signal._required_byte_num("read", fmts[0], header.sig_len * len(fmts))
+        data_file = path.parent / file_name
+        actual = data_file.stat().st_size if data_file.exists() else 0
+        if actual != expected:
+            raise ValueError(
+                f"record {path}: the header {path}.hea promises {header.sig_len} samples of "
+                f"{len(fmts)} signals in format {fmts[0]} ({expected} bytes), the data file "
+                f"{data_file} has {actual} bytes - truncated, corrupt, or a header of another record?")
+
+
+# An annotated beat should sit on a QRS complex, the steepest stretch of an ECG: we count the
+# beats whose steepest slope within 60 ms beats the median of the same at evenly spaced places.
+# Beats placed without regard to the signal score 0.5 (chance); on both leads of all 48 MIT-BIH
+# records, their own .atr scored 0.80 or more (0.98 or more on all but one lead), another
+# record's .atr at most 0.53. Checked only with enough beats for the fraction to be sure.
+ANNOTATION_FIT_MIN = 0.7
+ANNOTATION_FIT_MIN_BEATS = 100
+
+
+def check_annotations_fit(path: Path, signal: np.ndarray, annotation: wfdb.Annotation,
+                          fs: float) -> None:
+    """An annotation file that does not belong to its record is an error, not silent noise."""
+    beats = annotation.sample[np.isin(annotation.symbol, BEAT_SYMBOLS)]
+    if len(beats) and beats.max() >= len(signal):
+        raise ValueError(f"record {path}: {path}.atr marks a beat at sample {beats.max()}, "
+                         f"beyond the record's {len(signal)} samples: an annotation file of "
+                         "another record?")
+    half = round(0.06 * fs)
+    if len(beats) < ANNOTATION_FIT_MIN_BEATS or len(signal) <= 2 * half + 1:
+        return
+    slope = np.abs(np.diff(signal, prepend=signal[0]))
+    offsets = np.arange(-half, half + 1)
+
+    def steepest(positions: np.ndarray) -> np.ndarray:
+        return slope[np.clip(positions[:, None] + offsets, 0, len(slope) - 1)].max(axis=1)
+
+    elsewhere = np.median(steepest(np.linspace(half, len(signal) - half - 1, 2000).astype(np.int64)))
+    fit = float(np.mean(steepest(beats) > elsewhere))
+    if fit < ANNOTATION_FIT_MIN:
+        raise ValueError(f"record {path}: the beats of {path}.atr do not fall on its QRS "
+                         f"complexes (only {fit:.0%} of them sit on a stretch steeper than the "
+                         f"record's median, {ANNOTATION_FIT_MIN:.0%} expected; 50 % is chance): "
+                         "an annotation file of another record?")
+
+
+# A window whose raw signal moves less than this (physical units: 10 uV for mV records) is a
+# flat line (lead off, saturated amplifier), not a beat: dropped and counted.
+FLAT_PEAK_TO_PEAK = 0.01
+
+
+def is_flat(raw: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
+    """Which windows ``raw[start:start + width]`` are flat lines."""
+    if len(starts) == 0:
+        return np.zeros(0, dtype=bool)
+    windows = np.lib.stride_tricks.sliding_window_view(raw, width)[starts]
+    return np.ptp(windows, axis=1) < FLAT_PEAK_TO_PEAK
+
+
 def read_beat_windows(path: Path, lead: str | None, fs: float | None, bandpass, derivative: bool,
                       smoothing_seconds: float | None, pre_seconds: float, post_seconds: float,
                       normalize: str, beats: str = "annotations",
@@ -136,23 +207,23 @@ def read_beat_windows(path: Path, lead: str | None, fs: float | None, bandpass, 
     ``window_seconds`` every ``stride_seconds`` instead, each named by its centre beat
     (``samples`` is then that beat's sample, ``starts`` the window's first sample).
     """
-    sampto = None  # the header is read a second time only when a record is cut short
-    if max_seconds is not None:
-        header = wfdb.rdheader(str(path))
-        sampto = min(header.sig_len, round(max_seconds * header.fs))
+    header = wfdb.rdheader(str(path))
+    check_data_files(path, header)
+    sampto = None if max_seconds is None else min(header.sig_len, round(max_seconds * header.fs))
     channels = {"channels": [0]} if lead is None else {"channel_names": [lead]}
     try:
         record = wfdb.rdrecord(str(path), sampto=sampto, **channels)
-    except Exception as error:  # wfdb reports truncation as a numpy broadcast error
-        size = path.with_suffix(".dat").stat().st_size if path.with_suffix(".dat").exists() else 0
-        raise ValueError(f"record {path}: cannot read its signal ({error}); the header promises "
-                         f"{wfdb.rdheader(str(path)).sig_len} samples, the data file has {size} "
-                         "bytes - truncated or corrupt?") from error
+    except Exception as error:  # e.g. a byte layout other than the header's
+        raise ValueError(f"record {path}: cannot read its signal ({error}): corrupt data file?") from error
     if record.sig_name is None:  # wfdb returns no signal when the record lacks the lead
         return None
     signal = record.p_signal[:, 0]
-    if not np.isfinite(signal).all():
-        raise ValueError(f"record {path}: lead {record.sig_name[0]} holds NaN or infinite samples")
+    missing = np.flatnonzero(~np.isfinite(signal))
+    if len(missing):  # wfdb reads a WFDB "invalid sample" as NaN
+        raise ValueError(f"record {path}: lead {record.sig_name[0]} holds {len(missing)} NaN or "
+                         f"infinite samples, the first at sample {missing[0]} "
+                         f"({missing[0] / record.fs:.2f} s); leave the record out (data.root with "
+                         "a RECORDS file without it) or read another lead")
     rate = record.fs
 
     if beats == "annotations":
@@ -160,6 +231,7 @@ def read_beat_windows(path: Path, lead: str | None, fs: float | None, bandpass, 
             annotation = wfdb.rdann(str(path), "atr", sampto=sampto)
         except FileNotFoundError as error:
             raise FileNotFoundError(f"record {path}: annotation file {path}.atr is missing") from error
+        check_annotations_fit(path, signal, annotation, rate)
         if fs is not None and fs != rate:
             signal, annotation = resample_singlechan(signal, annotation, rate, fs)
             rate = fs
@@ -170,7 +242,7 @@ def read_beat_windows(path: Path, lead: str | None, fs: float | None, bandpass, 
             rate = fs
         samples = detect_r_peaks(signal, rate)
         symbols = np.full(len(samples), "N")  # the detector finds beats, not their types
-    signal = filter_signal(signal, rate, bandpass, derivative, smoothing_seconds)
+    raw, signal = signal, filter_signal(signal, rate, bandpass, derivative, smoothing_seconds)
 
     if segmentation == "sliding":
         is_beat = np.isin(symbols, BEAT_SYMBOLS)  # rhythm and noise marks name no window
@@ -180,22 +252,26 @@ def read_beat_windows(path: Path, lead: str | None, fs: float | None, bandpass, 
         starts, nearest = sliding_window_labels(len(signal), width, round(stride_seconds * rate),
                                                 beat_samples)
         named = nearest >= 0
-        windows = (np.lib.stride_tricks.sliding_window_view(signal, width)[starts[named]]
-                   if len(signal) >= width else np.zeros((0, width)))
+        flat = is_flat(raw, starts[named], width)
+        keep = np.flatnonzero(named)[~flat]
+        windows = (np.lib.stride_tricks.sliding_window_view(signal, width)[starts[keep]]
+                   if len(keep) else np.zeros((0, width)))
         return {"windows": normalize_windows(windows.astype(np.float32), normalize),
-                "symbols": beat_symbols[nearest[named]],
-                "samples": beat_samples[nearest[named]].astype(np.int64),
-                "starts": starts[named], "windows_without_beat": int((~named).sum()),
-                "dropped_at_edges": 0, "fs": float(rate), "lead": record.sig_name[0]}
+                "symbols": beat_symbols[nearest[keep]],
+                "samples": beat_samples[nearest[keep]].astype(np.int64),
+                "starts": starts[keep], "windows_without_beat": int((~named).sum()),
+                "flat_windows": int(flat.sum()), "dropped_at_edges": 0, "fs": float(rate),
+                "lead": record.sig_name[0]}
 
     pre, post = round(pre_seconds * rate), round(post_seconds * rate)
-    inside = (samples - pre >= 0) & (samples + post <= len(signal))
-    starts = samples[inside] - pre
-    windows = np.lib.stride_tricks.sliding_window_view(signal, pre + post)[starts]
+    inside = np.flatnonzero((samples - pre >= 0) & (samples + post <= len(signal)))
+    flat = is_flat(raw, samples[inside] - pre, pre + post)
+    keep = inside[~flat]
+    windows = np.lib.stride_tricks.sliding_window_view(signal, pre + post)[samples[keep] - pre]
     return {"windows": normalize_windows(windows.astype(np.float32), normalize),
-            "symbols": symbols[inside], "samples": samples[inside].astype(np.int64),
-            "dropped_at_edges": int((~inside).sum()), "fs": float(rate),
-            "lead": record.sig_name[0]}
+            "symbols": symbols[keep], "samples": samples[keep].astype(np.int64),
+            "dropped_at_edges": int(len(samples) - len(inside)), "flat_windows": int(flat.sum()),
+            "fs": float(rate), "lead": record.sig_name[0]}
 
 
 class BeatDataModule(ECGDataModule):
@@ -286,7 +362,7 @@ class BeatDataModule(ECGDataModule):
                   "derivative": self.derivative, "smoothing_seconds": self.smoothing_seconds,
                   "pre_seconds": self.pre_seconds, "post_seconds": self.post_seconds,
                   "normalize": self.normalize, "beats": self.beats, "max_seconds": self.max_seconds,
-                  "records": self.record_names(), "version": 2}
+                  "records": self.record_names(), "version": 3}
         if self.segmentation == "sliding":  # beat-centred configs keep their existing keys
             config.update(segmentation="sliding", window_seconds=self.window_seconds,
                           stride_seconds=self.stride_seconds)
@@ -323,7 +399,8 @@ class BeatDataModule(ECGDataModule):
         info = {"fs": next(iter(kept.values()))["fs"],
                 "leads": {name: r["lead"] for name, r in kept.items()},
                 "missing_lead": sorted(n for n, r in per_record.items() if r is None),
-                "dropped_at_edges": {n: r["dropped_at_edges"] for n, r in kept.items()}}
+                "dropped_at_edges": {n: r["dropped_at_edges"] for n, r in kept.items()},
+                "flat_windows": {n: r["flat_windows"] for n, r in kept.items()}}
         if self.segmentation == "sliding":
             info["windows_without_beat"] = {n: r["windows_without_beat"] for n, r in kept.items()}
         return arrays, info
@@ -420,4 +497,5 @@ class BeatDataModule(ECGDataModule):
                 "beat_positions": self.beats, "max_seconds_per_record": self.max_seconds,
                 "records_per_split": {name: self.record_labels(sorted(np.unique(self.records[idx])))
                                       for name, idx in self.splits.items()},
-                "annotations_dropped_at_record_edges": sum(self.info["dropped_at_edges"].values())}
+                "annotations_dropped_at_record_edges": sum(self.info["dropped_at_edges"].values()),
+                "flat_line_windows_dropped": sum(self.info.get("flat_windows", {}).values())}

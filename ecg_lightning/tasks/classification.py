@@ -65,18 +65,21 @@ class ClassificationTask(L.LightningModule):
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.softmax(logits, dim=-1) if self.task == "multiclass" else torch.sigmoid(logits)
 
-    def _step(self, batch, stage: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _logits_and_loss(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x, y = batch
-        logits = self(x)
-        loss = self.loss(logits, y)
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True,
-                 prog_bar=stage != "test", batch_size=len(y))
+        # float32 logits: under bf16/fp16 autocast the loss and the probabilities stay accurate.
+        logits = self(x).float()
+        return logits, self.loss(logits, y), y
+
+    def _step(self, batch, stage: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        logits, loss, y = self._logits_and_loss(batch)
+        # sync_dist: under DDP the epoch's loss is the mean over every process's batches.
+        self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=stage != "test",
+                 batch_size=len(y), sync_dist=True)
         return loss, self.probabilities(logits), y
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor | None:
-        x, y = batch
-        logits = self(x)
-        loss = self.loss(logits, y)
+        logits, loss, y = self._logits_and_loss(batch)
         # A NaN or infinite loss (half-precision overflow, a bad batch) would wreck the weights:
         # returning None skips the backward pass, so the optimiser finds no gradient and leaves
         # every weight as it is. The skips are counted; the skipped loss is not logged (it would
@@ -127,6 +130,8 @@ class ClassificationTask(L.LightningModule):
         return results
 
     def on_train_epoch_end(self) -> None:
+        if not any(metric.update_count for metric in self.train_metrics.values()):
+            return  # every step of the epoch was skipped as non-finite: no train metrics to log
         self._log_epoch_metrics("train", self.train_metrics)
 
     def on_validation_epoch_end(self) -> None:

@@ -110,7 +110,7 @@ class ReconstructionTask(L.LightningModule):
         reconstruction = self(x)
         scores = self.loss(reconstruction, x).flatten(1).mean(dim=1)
         self.log(f"{stage}/loss", scores.mean(), on_step=stage == "train", on_epoch=True,
-                 prog_bar=stage != "test", batch_size=len(x))
+                 prog_bar=stage != "test", batch_size=len(x), sync_dist=stage != "train")
         return scores, (y != 0).long(), reconstruction
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
