@@ -25,7 +25,7 @@ install: $(BIN)/activate  ## create .venv with torch and the package (editable, 
 run: install  ## train and test the default model on mitdb (python -m ecg_lightning.run)
 	$(BIN)/python -m ecg_lightning.run $(ARGS)
 
-test: install  ## the fast test suite (about 2 minutes on 2 cores)
+test: install  ## the fast test suite (about 6 minutes on 2 cores)
 	$(BIN)/python -m pytest $(ARGS)
 
 test-full: install  ## every test, the slow ones included

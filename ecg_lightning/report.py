@@ -33,7 +33,8 @@ number of runs that logged it, ``duration`` (the mean MLflow run time: training 
 not the process start-up) and ``reference`` (the published figure that the group's preset
 names in its ``reference`` key, when it has one) and ``<out>/<experiment>_not_counted.csv`` (the second
 table, possibly empty). ``out`` defaults to ``<outputs>/reports``. Metrics: those of
-test/accuracy, test/f1_macro, test/f1_weighted, test/auroc_macro that the runs logged, or
+test/accuracy, test/f1_macro, test/f1_weighted, test/auroc_macro, test/auroc (autoencoders)
+that the runs logged, or
 ``metrics=a,b,c``.
 
 Arguments are ``key=value`` words: ``group_by``, ``metrics``, ``out`` and ``filter`` are this
@@ -54,7 +55,9 @@ from mlflow.tracking import MlflowClient
 from ecg_lightning.summary import compose_config
 
 DEFAULT_GROUP_BY = ("data", "model", "loss")
-HEADLINE_METRICS = ("test/accuracy", "test/f1_macro", "test/f1_weighted", "test/auroc_macro")
+# test/auroc: the anomaly AUROC of the reconstruction task (autoencoders)
+HEADLINE_METRICS = ("test/accuracy", "test/f1_macro", "test/f1_weighted", "test/auroc_macro",
+                    "test/auroc")
 OWN_KEYS = ("group_by", "metrics", "out", "filter", "experiments", "latest")
 MISSING = "-"  # shown for a tag a run does not carry (e.g. ``fold`` outside k-fold splits)
 EVALUATION_TAG = "evaluates_checkpoint"  # set by ecg_lightning.evaluate on its runs

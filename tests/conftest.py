@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import http.server
 import os
 import shutil
@@ -90,6 +91,14 @@ def small_mitdb(tmp_path, mitdb_dir):
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format, *args):  # keep pytest output clean
         pass
+
+
+def write_checksums(folder: Path) -> None:
+    """PhysioNet's ``SHA256SUMS.txt`` for every file under ``folder`` (paths relative to it)."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != "SHA256SUMS.txt")
+    (folder / "SHA256SUMS.txt").write_text("".join(
+        f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(folder).as_posix()}\n"
+        for p in files))
 
 
 @contextlib.contextmanager

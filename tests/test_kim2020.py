@@ -7,7 +7,6 @@ mirror, and downloaded by ``prepare_data`` as the real database would be.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 import wfdb
-from conftest import serve_folder
+from conftest import serve_folder, write_checksums
 from scipy.signal import lfilter
 
 from ecg_lightning.data.beats import filter_signal
@@ -150,9 +149,7 @@ def write_nsrdb(folder: Path, subjects=NSRDB_SUBJECTS, seconds: int = 150, fs: i
         wfdb.wrann(name, "atr", np.round(beats * fs).astype(int), symbol=["N"] * len(beats),
                    write_dir=str(folder))
     (folder / "RECORDS").write_text("".join(f"{s}\n" for s in subjects))
-    sums = "".join(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n"
-                   for p in sorted(folder.iterdir()))
-    (folder / "SHA256SUMS.txt").write_text(sums)
+    write_checksums(folder)
     return folder
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ast
 import csv
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 import wfdb
-from conftest import serve_folder
+from conftest import serve_folder, write_checksums
 from mlflow.tracking import MlflowClient
 
 from ecg_lightning import summary
@@ -310,10 +309,7 @@ def mirror(ptbxl_dir, tmp_path_factory):
                     p_signal=np.repeat(signal, 5, axis=0), fmt=["16"] * 12,
                     adc_gain=[1000.0] * 12, baseline=[0] * 12,
                     write_dir=str(folder / "records500" / "00000"))
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
-    (folder / "SHA256SUMS.txt").write_text("".join(
-        f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(folder).as_posix()}\n"
-        for p in files))
+    write_checksums(folder)
     with serve_folder(served) as base_url:
         yield f"{base_url}/files", chosen
 

@@ -7,7 +7,6 @@ SVDB is not in ``$ECG_DATA_DIR``: short records with mixed N/S/V/F beats are wri
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 import wfdb
-from conftest import make_small_mitdb, serve_folder
+from conftest import make_small_mitdb, serve_folder, write_checksums
 
 from ecg_lightning.data.beats import read_beat_windows
 from ecg_lightning.data.labels import AAMI_CLASSES
@@ -68,9 +67,7 @@ def write_svdb(folder: Path, records=SVDB_RECORDS) -> Path:
         wfdb.wrann(name, "atr", all_samples, symbol=list(all_symbols), aux_note=aux,
                    write_dir=str(folder))
     (folder / "RECORDS").write_text("".join(f"{r}\n" for r in records))
-    sums = "".join(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n"
-                   for p in sorted(folder.iterdir()))
-    (folder / "SHA256SUMS.txt").write_text(sums)
+    write_checksums(folder)
     return folder
 
 

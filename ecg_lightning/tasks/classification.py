@@ -86,8 +86,6 @@ class ClassificationTask(L.LightningModule):
         # turn the epoch's mean train/loss into NaN).
         finite = bool(torch.isfinite(loss))
         self.nonfinite_steps += not finite
-        self.log("train/nonfinite_steps", float(self.nonfinite_steps), on_step=False,
-                 on_epoch=True, reduce_fx="max", batch_size=len(y))
         if not finite:
             return None
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(y))
@@ -130,6 +128,7 @@ class ClassificationTask(L.LightningModule):
         return results
 
     def on_train_epoch_end(self) -> None:
+        self.log("train/nonfinite_steps", float(self.nonfinite_steps))  # skipped so far
         if not any(metric.update_count for metric in self.train_metrics.values()):
             return  # every step of the epoch was skipped as non-finite: no train metrics to log
         self._log_epoch_metrics("train", self.train_metrics)
