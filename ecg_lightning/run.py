@@ -32,6 +32,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor
 from lightning.pytorch.loggers import MLFlowLogger
 from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from ecg_lightning import sweeps, tracking  # importing sweeps registers ${direction:...}
@@ -206,6 +207,11 @@ def train(cfg: DictConfig) -> tuple[float, dict]:
     except BaseException as error:
         for logger in loggers:  # a crash ends the MLflow run FAILED, never RUNNING
             logger.finalize("failed")
+        if isinstance(error, SIGTERMException):
+            # Lightning stops on SIGTERM (a scheduler's pre-emption) with SystemExit(0): exit
+            # non-zero instead, so neither the scheduler nor a sweep takes it for a success.
+            raise SystemExit(f"stopped by SIGTERM; the MLflow run is marked FAILED. Resume with "
+                             f"hydra.run.dir={output_dir} ckpt_path=last") from error
         if isinstance(error, OSError) and error.errno in DISK_FULL:
             raise OSError(error.errno, "ran out of space writing the run's outputs in "
                           f"{output_dir} ({error.strerror}). Checkpoints are written to a "

@@ -126,3 +126,29 @@ def test_multirun_sweep_records_one_tagged_run_per_job(tmp_path, mitdb_cache_dir
     assert {r.info.status for r in runs} == {"FINISHED"}
     assert len({r.data.tags["sweep_dir"] for r in runs}) == 1
     assert sorted(r.data.tags["sweep_job"] for r in runs) == ["0", "1"]
+
+
+def test_sigterm_ends_the_run_failed_and_keeps_a_checkpoint(tmp_path, mitdb_cache_dir):
+    """A scheduler's SIGTERM mid-training: a non-zero exit, the MLflow run FAILED (never
+    RUNNING or FINISHED), and a last.ckpt that ``ckpt_path=last`` resumes from."""
+    import signal
+    import time
+
+    env = {**os.environ, "ECG_CACHE_DIR": str(mitdb_cache_dir)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ecg_lightning.run", f"paths.root_dir={tmp_path}",
+         "callbacks.progress_bar.refresh_rate=0", "debug=limit", "trainer.max_epochs=500"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 300
+    while not list(tmp_path.glob("outputs/runs/*/checkpoints/last.ckpt")):
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()[-3000:]
+        time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1, stderr[-3000:]
+    assert "stopped by SIGTERM" in stderr and "ckpt_path=last" in stderr
+    client = client_for(tmp_path)
+    runs = client.search_runs([client.get_experiment_by_name("ecg-lightning").experiment_id])
+    assert [r.info.status for r in runs] == ["FAILED"]
+    assert list(tmp_path.glob("outputs/runs/*/checkpoints/last.ckpt"))
