@@ -177,7 +177,8 @@ def check_annotations_fit(path: Path, signal: np.ndarray, annotation: wfdb.Annot
         raise ValueError(f"record {path}: the beats of {path}.atr do not fall on its QRS "
                          f"complexes (only {fit:.0%} of them sit on a stretch steeper than the "
                          f"record's median, {ANNOTATION_FIT_MIN:.0%} expected; 50 % is chance): "
-                         "an annotation file of another record?")
+                         "an annotation file of another record? If they are right (a very noisy "
+                         "record), data.check_annotations=false skips this check")
 
 
 # A window whose raw signal moves less than this (physical units: 10 uV for mV records) is a
@@ -198,7 +199,8 @@ def read_beat_windows(path: Path, lead: str | None, fs: float | None, bandpass, 
                       normalize: str, beats: str = "annotations",
                       max_seconds: float | None = None, segmentation: str = "beats",
                       window_seconds: float | None = None,
-                      stride_seconds: float | None = None) -> dict | None:
+                      stride_seconds: float | None = None,
+                      check_annotations: bool = True) -> dict | None:
     """Windows around every beat position of one record; ``None`` if it lacks ``lead``.
 
     ``lead=None`` reads each record's first channel. ``max_seconds`` reads only the start of
@@ -231,7 +233,8 @@ def read_beat_windows(path: Path, lead: str | None, fs: float | None, bandpass, 
             annotation = wfdb.rdann(str(path), "atr", sampto=sampto)
         except FileNotFoundError as error:
             raise FileNotFoundError(f"record {path}: annotation file {path}.atr is missing") from error
-        check_annotations_fit(path, signal, annotation, rate)
+        if check_annotations:
+            check_annotations_fit(path, signal, annotation, rate)
         if fs is not None and fs != rate:
             signal, annotation = resample_singlechan(signal, annotation, rate, fs)
             rate = fs
@@ -295,7 +298,8 @@ class BeatDataModule(ECGDataModule):
                  label_scheme: str = "aami", split: str = "time", val_fraction: float = 0.1,
                  test_fraction: float = 0.2, fold: int = 0, num_folds: int = 5,
                  purge: int = 1, segmentation: str = "beats", window_seconds: float | None = None,
-                 stride_seconds: float | None = None, **base) -> None:
+                 stride_seconds: float | None = None, check_annotations: bool = True,
+                 **base) -> None:
         super().__init__(split=split, **base)
         for option, value, valid in (("label_scheme", label_scheme, self.label_schemes),
                                      ("split", split, self.splits_offered),
@@ -327,6 +331,7 @@ class BeatDataModule(ECGDataModule):
         sliding = segmentation == "sliding"  # the window options only mean something then
         self.window_seconds = float(window_seconds) if sliding else None
         self.stride_seconds = float(stride_seconds) if sliding else None
+        self.check_annotations = check_annotations
 
     @property
     def split_paradigm(self) -> str:
@@ -375,7 +380,8 @@ class BeatDataModule(ECGDataModule):
                        pre_seconds=self.pre_seconds, post_seconds=self.post_seconds,
                        normalize=self.normalize, beats=self.beats, max_seconds=self.max_seconds,
                        segmentation=self.segmentation, window_seconds=self.window_seconds,
-                       stride_seconds=self.stride_seconds)
+                       stride_seconds=self.stride_seconds,
+                       check_annotations=self.check_annotations)
         # Records are independent: one process per core roughly halves a cold build.
         with ProcessPoolExecutor(max_workers=min(len(names), os.cpu_count() or 1)) as pool:
             per_record = dict(zip(names, pool.map(read, [self.record_path(n) for n in names])))

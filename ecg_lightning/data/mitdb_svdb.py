@@ -32,7 +32,7 @@ from ecg_lightning.data.svdb import SVDBDataModule
 # The reading options both databases share (everything that shapes a window).
 READ_OPTIONS = ("fs", "bandpass", "derivative", "smoothing_seconds", "pre_seconds",
                 "post_seconds", "normalize", "beats", "max_seconds", "segmentation",
-                "window_seconds", "stride_seconds")
+                "window_seconds", "stride_seconds", "check_annotations")
 
 
 class MITDBSVDBDataModule(BeatDataModule):
