@@ -209,6 +209,8 @@ def read_beat_windows(path: Path, lead: str | None, fs: float | None, bandpass, 
     ``window_seconds`` every ``stride_seconds`` instead, each named by its centre beat
     (``samples`` is then that beat's sample, ``starts`` the window's first sample).
     """
+    # The header is read here and again by rdrecord: about 1 ms a record, less than reading
+    # every channel to get their sizes from rdrecord alone (+12 % cold mitdb preparation, measured).
     header = wfdb.rdheader(str(path))
     check_data_files(path, header)
     sampto = None if max_seconds is None else min(header.sig_len, round(max_seconds * header.fs))
