@@ -57,8 +57,8 @@ class FocalLoss(nn.Module):
         loss = sum_i sum_k q_ik w_k (1 - p_ik)^gamma (-log p_ik) / sum_i w_{y_i}
 
     the weighted mean torch's ``CrossEntropyLoss`` takes, so ``gamma=0`` is exactly ``loss=ce``
-    with the same weights and smoothing. Computed in float32 (mixed precision passes half
-    logits). Single-label targets only; multilabel data takes ``loss=bce``.
+    with the same weights and smoothing. Single-label targets only; multilabel data takes
+    ``loss=bce``.
     """
 
     def __init__(self, class_counts: list[int], gamma: float = 2.0, weighting: str = "inverse",
@@ -75,7 +75,7 @@ class FocalLoss(nn.Module):
         if target.dim() != 1:
             raise ValueError("loss=focal takes one class index per item; these targets have "
                              f"shape {tuple(target.shape)} (multilabel?): use loss=bce")
-        log_p = logits.float().log_softmax(dim=-1)
+        log_p = logits.log_softmax(dim=-1)
         num_classes = logits.shape[-1]
         q = nn.functional.one_hot(target, num_classes).float() * (1.0 - self.label_smoothing)
         q = q + self.label_smoothing / num_classes

@@ -180,6 +180,9 @@ def test_combined_resamples_mitdb_to_one_rate(combined, data_root):
     dm = combined
     assert dm.info["fs"] == 128.0 and dm.inputs.shape[1:] == (1, 320)
     assert dm.info["leads"]["mitdb/100"] == "MLII" and dm.info["leads"]["svdb/800"] == "ECG1"
+    # every record's counts travel with its database prefix, flat-line windows included
+    assert set(dm.info["flat_windows"]) == set(dm.info["leads"])
+    assert dm.describe_preprocessing()["flat_line_windows_dropped"] == 0
     # MIT-BIH's beat positions moved from 360 Hz to 128 Hz as wfdb resamples annotations.
     annotation = wfdb.rdann(str(data_root / "mitdb" / "100"), "atr")
     beats = annotation.sample[np.isin(annotation.symbol, list(AAMI_OF))]

@@ -107,7 +107,7 @@ class MITDBSVDBDataModule(BeatDataModule):
             part_arrays["records"] = np.char.add(f"{db}/", part_arrays["records"].astype(str))
             for key, values in part_arrays.items():
                 arrays.setdefault(key, []).append(values)
-            for key in ("leads", "dropped_at_edges", "windows_without_beat"):
+            for key in ("leads", "dropped_at_edges", "flat_windows", "windows_without_beat"):
                 if key in part_info:
                     info.setdefault(key, {}).update(
                         {f"{db}/{name}": value for name, value in part_info[key].items()})
