@@ -13,6 +13,24 @@ import os
 # measurable alone. Must be set before torch is imported; the user's setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+# Folders named by the environment, made absolute once, at import. They are read later and
+# lazily (a datamodule's ``root``, the configs' ``${oc.env:...}``), after tests and tools may
+# have changed directory (``monkeypatch.chdir``, a subprocess's ``cwd``): a relative value such
+# as ``ECG_DATA_DIR=../shared/data`` would then point elsewhere. Rewritten in ``os.environ``, so
+# every later read and every subprocess sees the folder the user meant.
+PATH_VARIABLES = ("ECG_DATA_DIR", "ECG_CACHE_DIR", "ECG_PROJECT_ROOT")
+
+
+def absolute_path_variables(names=PATH_VARIABLES) -> None:
+    """Rewrite each relative (or ``~``) value of ``names`` in ``os.environ`` as absolute."""
+    for name in names:
+        value = os.environ.get(name)
+        if value and not os.path.isabs(value):
+            os.environ[name] = os.path.abspath(os.path.expanduser(value))
+
+
+absolute_path_variables()
+
 from ecg_lightning import resolvers  # noqa: E402  (after the environment above)
 
 resolvers.register()

@@ -4,6 +4,7 @@
     python -m ecg_lightning.evaluate ckpt=runs:/<run_id>/<artifact path of the .ckpt>
     python -m ecg_lightning.evaluate ckpt=... data.split=kfold data.fold=2   # other test split
     python -m ecg_lightning.evaluate ckpt=... data=mitdb_binary             # other data config
+    python -m ecg_lightning.evaluate ckpt=<mitdb checkpoint> data=svdb      # external validation
 
 The checkpoint carries the resolved config it was trained with (``run_config``): the model,
 loss and data sections come from there, the paths and the logger from this project, and data
@@ -13,7 +14,16 @@ through ``run.train`` with ``train=false``, so the new MLflow run records exactl
 training run's test does (metrics, G-mean thresholds of the checkpoint, confusion matrix, ROC),
 tagged ``evaluates_checkpoint`` and, when known, ``evaluates_run`` (the training run's id).
 A checkpoint whose classes or layer shapes do not fit the data is refused by the task before
-any weight is loaded (``ClassificationTask.on_load_checkpoint``).
+any weight is loaded (``ClassificationTask.on_load_checkpoint``). The checkpoint's fitted
+transforms (RR scaling, PCA...) are loaded into the datamodule before it is set up, also when
+it is another database's.
+
+External validation: ``data=<another beat database>`` (e.g. a mitdb checkpoint on ``svdb``)
+reads that database as the checkpoint's data was read (``external_data``): same window,
+filters, normalisation, label scheme and RR features; resampled by the datamodule (wfdb) to
+the checkpoint's rate; its leads by name, a lead the database lacks mapped to its equivalent
+(MLII -> ECG1, V1 -> ECG2; ``beats.LEAD_EQUIVALENTS``); and every record tests
+(``split=external``).
 """
 
 from __future__ import annotations
@@ -59,20 +69,63 @@ def read_checkpoint(path: Path) -> dict:
     return checkpoint
 
 
+# What shapes a beat window and its inputs: carried from the checkpoint's data config onto
+# another beat database's, so the model sees what it was trained on (external validation).
+SHAPING = ("bandpass", "derivative", "smoothing_seconds", "pre_seconds", "post_seconds",
+           "normalize", "label_scheme", "rr_features", "rr_local_beats", "rr_gap_seconds",
+           "rr_scaling", "segmentation", "window_seconds", "stride_seconds", "spectrogram",
+           "pca_components", "record_template")
+
+
+def external_data(trained: DictConfig, target: DictConfig, facts: dict) -> dict:
+    """Values of ``target`` (another beat database's data config) that make it read windows
+    as the checkpoint's were: the shaping options, the checkpoint's sampling rate (the
+    datamodule resamples with wfdb), its leads by name mapped through ``LEAD_EQUIVALENTS``
+    (MLII -> ECG1, V1 -> ECG2; ``all`` and ``first`` stay), and ``split=external`` (every
+    record tests)."""
+    from hydra.utils import get_class
+
+    from ecg_lightning.data.beats import LEAD_EQUIVALENTS, resolve_leads
+
+    values = {key: trained.data[key] for key in SHAPING if key in trained.data and key in target}
+    values["fs"] = facts["sampling_rate_hz"]
+    trained_class = get_class(trained.data._target_)
+    leads = facts.get("lead_names") or resolve_leads(
+        trained.data.get("lead"), trained.data.get("leads"), trained_class.default_lead)
+    if isinstance(leads, str):  # all | first
+        values.update(lead=None, leads=leads)
+    else:  # renamed only into the other naming: SVDB and NSRDB call their leads ECG1, ECG2
+        holter = get_class(target._target_).default_lead.startswith("ECG")
+
+        def renamed(lead: str) -> str:
+            return lead if lead.startswith("ECG") == holter else LEAD_EQUIVALENTS.get(lead, lead)
+
+        values.update(lead=None, leads=[renamed(lead) for lead in leads])
+    values["split"] = "external"
+    return values
+
+
 def evaluation_config(checkpoint: dict, path: Path, overrides: list[str],
                       source_run: str | None) -> DictConfig:
-    """The training config of ``checkpoint``, pointed at this project and the chosen data."""
+    """The training config of ``checkpoint``, pointed at this project and the chosen data.
+
+    ``data=<another beat database>`` is external validation: see ``external_data``; single
+    ``data.<key>=`` overrides still win over what it carries.
+    """
     trained = OmegaConf.create(checkpoint["hyper_parameters"]["run_config"])
     data_group = [o for o in overrides if o.startswith("data=")]
     data_values = [o for o in overrides if o.startswith("data.")]
     others = [o for o in overrides if not o.startswith("data")]
     cfg = compose_config([*data_group, *others])  # this project's paths, logger, callbacks...
     OmegaConf.set_struct(cfg, False)
-    for section in ("model", "loss", "optimizer", "scheduler"):
+    for section in ("model", "loss", "optimizer", "scheduler", "fusion"):
         cfg[section] = trained.get(section)
     if not data_group:
         cfg.data = OmegaConf.merge(trained.data, {"root": None, "cache_dir": cfg.paths.cache_dir,
                                                   "data_dir": cfg.paths.data_dir})
+    elif is_other_beat_database(trained.data, cfg.data):
+        facts = checkpoint["hyper_parameters"].get("data_facts") or {}
+        cfg.data = OmegaConf.merge(cfg.data, external_data(trained, cfg.data, facts))
     for override in data_values:  # single values on top of the checkpoint's (or the group's) data
         key, _, value = override.partition("=")
         OmegaConf.update(cfg, key, yaml.safe_load(value), merge=True)
@@ -89,11 +142,28 @@ def evaluation_config(checkpoint: dict, path: Path, overrides: list[str],
     return cfg
 
 
+def is_other_beat_database(trained: DictConfig, target: DictConfig) -> bool:
+    """Whether ``target`` is a beat database other than the checkpoint's."""
+    from hydra.utils import get_class
+
+    from ecg_lightning.data.beats import BeatDataModule
+
+    classes = [get_class(config._target_) for config in (trained, target)]
+    return classes[0] is not classes[1] and all(issubclass(c, BeatDataModule) for c in classes)
+
+
+def datamodule_state(checkpoint: dict) -> dict | None:
+    """The fitted transforms the checkpoint's datamodule saved (Lightning files them under the
+    datamodule's class name)."""
+    trained = OmegaConf.create(checkpoint["hyper_parameters"]["run_config"])
+    return checkpoint.get(str(trained.data._target_).rsplit(".", 1)[-1], {})
+
+
 def evaluate(ckpt: str, overrides: list[str] = ()) -> tuple[float, dict]:
     path, source_run = local_checkpoint(ckpt)
     checkpoint = read_checkpoint(path)
     cfg = evaluation_config(checkpoint, path, list(overrides), source_run)
-    return train(cfg)
+    return train(cfg, datamodule_state=datamodule_state(checkpoint))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -187,3 +187,107 @@ def flatten_bootstrap(stage: str, results: dict[str, dict[str, torch.Tensor]]) -
         flat.update({f"{stage}/{name}_ci_low": low, f"{stage}/{name}_ci_high": high,
                      f"{stage}/{name}_bootstrap_std": float(result["std"])})
     return flat
+
+
+# ---------------------------------------------------------------------------- scored classes, records
+# AAMI EC57 scores the classes N, S, V and F: a beat whose reference label is Q (unclassifiable,
+# 8 beats in DS1 and 7 in DS2) is left out of the statistics, and a decision is the most
+# probable of the scored classes. These figures sit beside the five-class ones under
+# ``<stage>/nsvf/...`` (``nsvf`` names the classes scored, whatever the label scheme calls them).
+SCORED_PREFIX = "nsvf"
+SCORED_METRICS = ("accuracy", "f1_macro")
+SCORED_PER_CLASS = ("sensitivity", "precision", "f1")
+
+
+def scored_decisions(probs: torch.Tensor, targets: torch.Tensor, scored: list[int]
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(kept, target, predicted)``: the items whose target is scored, their target and the
+    argmax over the scored classes, both as positions in ``scored``."""
+    scored_t = torch.as_tensor(scored, device=targets.device)
+    kept = torch.isin(targets, scored_t)
+    position = torch.full((probs.shape[1],), -1, dtype=torch.long, device=targets.device)
+    position[scored_t] = torch.arange(len(scored), device=targets.device)
+    return kept, position[targets[kept]], probs[kept][:, scored_t].argmax(dim=1)
+
+
+def scored_metrics(target: torch.Tensor, predicted: torch.Tensor, num: int) -> dict[str, torch.Tensor]:
+    """Accuracy, macro F1 and per-class sensitivity / precision (+P) / F1 (torchmetrics)."""
+    from torchmetrics.functional.classification import (multiclass_accuracy, multiclass_f1_score,
+                                                        multiclass_precision, multiclass_recall)
+    if len(target) == 0:
+        return {}
+    return {"accuracy": multiclass_accuracy(predicted, target, num, average="micro"),
+            "f1_macro": multiclass_f1_score(predicted, target, num, average="macro"),
+            "sensitivity": multiclass_recall(predicted, target, num, average="none"),
+            "precision": multiclass_precision(predicted, target, num, average="none"),
+            "f1": multiclass_f1_score(predicted, target, num, average="none")}
+
+
+def flatten_scored(stage: str, results: dict[str, torch.Tensor], names: list[str],
+                   target: torch.Tensor, suffix: str = "") -> dict[str, float]:
+    """``<stage>/nsvf/<metric>[suffix]`` and ``<stage>/nsvf/<metric>/<class>[suffix]``; a
+    class without reference beats has no sensitivity, one without calls no precision."""
+    flat = {f"{stage}/{SCORED_PREFIX}/{name}{suffix}": float(results[name])
+            for name in SCORED_METRICS if name in results}
+    support = torch.bincount(target, minlength=len(names))
+    for metric in SCORED_PER_CLASS:
+        if metric not in results:
+            continue
+        for index, name in enumerate(names):
+            if metric == "sensitivity" and not support[index]:
+                continue
+            flat[f"{stage}/{SCORED_PREFIX}/{metric}/{metric_key(name)}{suffix}"] = float(
+                results[metric][index])
+    return flat
+
+
+def record_bootstrap(target: torch.Tensor, predicted: torch.Tensor, record: torch.Tensor,
+                     names: list[str], resamples: int, seed: int = 0,
+                     stage: str = "test") -> dict[str, float]:
+    """Record-level (cluster) bootstrap of the scored metrics: whole records are drawn with
+    replacement, as many as there are, and every beat of a drawn record counts; 2.5 % and
+    97.5 % quantiles as ``..._record_ci_low`` / ``_record_ci_high``.
+
+    Beats of one record share a patient, a lead placement and a noise level: they are not
+    independent, and a beat-level bootstrap (which resamples beats) gives intervals far too
+    narrow for a claim about new patients.
+    """
+    records = torch.unique(record)
+    if resamples == 0 or len(records) < 2:
+        return {}
+    members = [torch.nonzero(record == r).flatten() for r in records]
+    generator = torch.Generator().manual_seed(seed)
+    draws = {}
+    for _ in range(resamples):
+        chosen = torch.randint(len(records), (len(records),), generator=generator)
+        index = torch.cat([members[int(c)] for c in chosen])
+        for key, value in flatten_scored(stage, scored_metrics(target[index], predicted[index],
+                                                            len(names)), names,
+                                         target[index]).items():
+            draws.setdefault(key, []).append(value)
+    flat = {}
+    for key, values in draws.items():
+        low, high = torch.quantile(torch.tensor(values, dtype=torch.float64),
+                                   torch.tensor(CI_QUANTILES, dtype=torch.float64))
+        flat[f"{key}_record_ci_low"], flat[f"{key}_record_ci_high"] = float(low), float(high)
+    return flat
+
+
+def per_record_rows(target: torch.Tensor, predicted: torch.Tensor, record: torch.Tensor,
+                    record_names: list[str], names: list[str]) -> list[dict]:
+    """One row per record: beats per reference class, then each class's Se and +P there
+    (empty where undefined: no reference beat of the class, or no call of it)."""
+    rows = []
+    for code in torch.unique(record).tolist():
+        mine = record == code
+        t, p = target[mine], predicted[mine]
+        row = {"record": record_names[code] if code < len(record_names) else str(code),
+               "beats": int(mine.sum())}
+        for index, name in enumerate(names):
+            truth, called = t == index, p == index
+            hits = int((truth & called).sum())
+            row[f"{name}_beats"] = int(truth.sum())
+            row[f"{name}_Se"] = round(hits / int(truth.sum()), 4) if truth.any() else ""
+            row[f"{name}_+P"] = round(hits / int(called.sum()), 4) if called.any() else ""
+        rows.append(row)
+    return rows

@@ -214,3 +214,29 @@ def plot_anomaly_scores(scores: list[float], abnormal: list[int], threshold: flo
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def plot_per_record(rows: list[dict], classes: list[str], path: Path) -> Path:
+    """Per test record: its reference beats of each class (bars, log scale) and each class's
+    sensitivity there (dots), so a figure carried by one record shows as such."""
+    fig, (beats, sensitivity) = plt.subplots(2, 1, figsize=(max(6.0, 0.35 * len(rows) + 2), 5),
+                                             sharex=True)
+    x = np.arange(len(rows))
+    width = 0.8 / len(classes)
+    for offset, name in enumerate(classes):
+        counts = [row[f"{name}_beats"] for row in rows]
+        beats.bar(x + offset * width, counts, width, label=name)
+        values = [row[f"{name}_Se"] if row[f"{name}_Se"] != "" else np.nan for row in rows]
+        sensitivity.plot(x + offset * width, values, "o", label=name, markersize=4)
+    beats.set_yscale("log")
+    beats.set_ylabel("reference beats")
+    beats.legend(fontsize=7, ncol=len(classes))
+    sensitivity.set_ylabel("sensitivity")
+    sensitivity.set_ylim(-0.05, 1.05)
+    sensitivity.set_xticks(x + 0.4 - width / 2, [row["record"] for row in rows], rotation=90,
+                           fontsize=7)
+    beats.set_title("test records: beats per class and sensitivity per class", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

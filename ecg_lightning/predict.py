@@ -5,7 +5,8 @@
 Beat positions come from the record's ``.atr`` annotation file when there is one, otherwise
 from wfdb's GQRS detector. The record is read, resampled to the rate the model was trained at
 and filtered exactly as the training data was (the checkpoint carries its data config, its
-data facts and, when used, the fitted PCA). Writes into ``out`` (default
+data facts and its fitted transforms: PCA, RR scaling); RR features, when the model was
+trained with them, are computed from this record's own beat positions. Writes into ``out`` (default
 ``outputs/predictions/<record>/``):
 
 * ``<record>.pred``: a WFDB annotation file (``wfdb.rdann(path, "pred")``) with one annotation
@@ -32,7 +33,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from wfdb.io.annotation import ann_label_table
 
-from ecg_lightning.data.beats import BeatDataModule, read_beat_windows
+from ecg_lightning.data.base import SIGNAL
+from ecg_lightning.data.beats import BeatDataModule, read_beat_windows, with_record_template
 from ecg_lightning.data.labels import BEAT_SYMBOLS
 from ecg_lightning.evaluate import local_checkpoint, read_checkpoint
 from ecg_lightning.plots import plot_strip
@@ -66,36 +68,44 @@ def load_for_prediction(ckpt: str):
     return cfg, datamodule, model.eval(), facts
 
 
-def beat_inputs(datamodule: BeatDataModule, record: Path, fs: float) -> dict:
-    """The record's beat windows, preprocessed as the training data, and their positions."""
+def beat_inputs(datamodule: BeatDataModule, record: Path, facts: dict) -> dict:
+    """The record's beat windows (and RR features), preprocessed as the training data."""
     if not record.with_suffix(".hea").is_file():
         raise FileNotFoundError(f"record={record}: no header {record.with_suffix('.hea')}")
     beats = "annotations" if record.with_suffix(".atr").is_file() else "detector"
-    read = read_beat_windows(record, lead=datamodule.lead, fs=fs, bandpass=datamodule.bandpass,
-                             derivative=datamodule.derivative,
-                             smoothing_seconds=datamodule.smoothing_seconds,
-                             pre_seconds=datamodule.pre_seconds,
-                             post_seconds=datamodule.post_seconds,
-                             normalize=datamodule.normalize, beats=beats)
-    if read is None:
-        leads = wfdb.rdheader(str(record)).sig_name
-        raise ValueError(f"record={record} has no lead {datamodule.lead!r} (its leads: "
-                         f"{', '.join(leads)}); the model was trained on {datamodule.lead}")
-    if beats == "annotations":  # classify beats, not rhythm or noise annotations
-        is_beat = np.isin(read["symbols"], BEAT_SYMBOLS)
-        read = {**read, "windows": read["windows"][is_beat], "samples": read["samples"][is_beat]}
-    return {**read, "beats": beats, "inputs": datamodule.features(read["windows"][:, None, :])}
+    options = {**datamodule.read_options(), "fs": facts["sampling_rate_hz"], "beats": beats,
+               "max_seconds": None}
+    read = read_beat_windows(record, **options)
+    if "missing_leads" in read:
+        raise ValueError(f"record={record} lacks leads {read['missing_leads']} (its leads: "
+                         f"{', '.join(read['record_leads'])}); the model was trained on "
+                         f"{datamodule.leads}")
+    expected = facts.get("window_leads")
+    if expected is not None and read["windows"].shape[1] != expected:
+        raise ValueError(f"record={record} has {read['windows'].shape[1]} lead(s) for "
+                         f"data.leads={datamodule.leads}, the model was trained on {expected} "
+                         f"({', '.join(read['leads'])} here)")
+    is_beat = np.isin(read["symbols"], BEAT_SYMBOLS)  # classify beats, not rhythm or noise marks
+    samples = read["samples"][is_beat]
+    inputs = {SIGNAL: with_record_template(read["windows"][is_beat],
+                                           np.zeros(int(is_beat.sum())), datamodule.record_template)}
+    if datamodule.rr_features:  # the same features, from this record's own beat positions
+        inputs["rr"] = datamodule.rr_of_record(samples, read["beat_samples"],
+                                               read["gap_samples"], read["fs"], str(record))
+    return {"samples": samples, "beats": beats, "inputs": datamodule.features(inputs)}
 
 
 def predict(ckpt: str, record: str, out: str | None = None, batch_size: int = 1024) -> dict:
     cfg, datamodule, model, facts = load_for_prediction(ckpt)
     record_path = Path(record)
     native_fs = wfdb.rdheader(str(record_path)).fs
-    beats = beat_inputs(datamodule, record_path, facts["sampling_rate_hz"])
+    beats = beat_inputs(datamodule, record_path, facts)
+    inputs = {name: torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
+              for name, values in beats["inputs"].items()}
     with torch.no_grad():
-        inputs = torch.from_numpy(np.ascontiguousarray(beats["inputs"], dtype=np.float32))
-        probs = torch.cat([model.probabilities(model(batch))
-                           for batch in inputs.split(batch_size)]).numpy()
+        probs = torch.cat([model.probabilities(model({name: values[start:start + batch_size]
+                                                      for name, values in inputs.items()}))
+                           for start in range(0, len(beats["samples"]), batch_size)]).numpy()
     names = facts["class_names"]
     labels = [names[i] for i in probs.argmax(axis=1)]
     samples = np.round(beats["samples"] * native_fs / facts["sampling_rate_hz"]).astype(np.int64)

@@ -36,6 +36,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from ecg_lightning import sweeps, tracking  # importing sweeps registers ${direction:...}
+from ecg_lightning.models.fusion import WindowIgnored, with_auxiliary_inputs
 
 log = logging.getLogger(__name__)
 DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}  # no space, quota, file-size limit
@@ -56,6 +57,12 @@ def build_model(cfg: DictConfig, datamodule) -> L.LightningModule:
 def model_from_facts(cfg: DictConfig, facts: dict) -> L.LightningModule:
     """The LightningModule of a config and data facts (a checkpoint keeps them: ``data_facts``)."""
     net = instantiate_with_facts(cfg.model.net, facts)
+    # RR features, tabular values...: every input beside the signal joins the net's head.
+    net = with_auxiliary_inputs(net, facts.get("auxiliary_inputs"),
+                                **OmegaConf.to_container(cfg.get("fusion") or {}))
+    if isinstance(net, WindowIgnored):
+        raise ValueError("model=rr_only classifies from the auxiliary inputs alone, and this data "
+                         "has no auxiliary input: set data.rr_features (e.g. [pre_norm, post_norm])")
     loss = instantiate_with_facts(cfg.loss, facts)  # class_counts, num_items
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     return instantiate(cfg.model, net=net, loss=loss, optimizer=instantiate(cfg.optimizer),
@@ -65,14 +72,19 @@ def model_from_facts(cfg: DictConfig, facts: dict) -> L.LightningModule:
                        _convert_="all")  # plain lists in hparams: checkpoints load weights_only
 
 
-def build(cfg: DictConfig, mlflow_run_id: str | None = None):
+def build(cfg: DictConfig, mlflow_run_id: str | None = None,
+          datamodule_state: dict | None = None):
     """The datamodule, the LightningModule, the callbacks and the loggers of a config.
 
     ``mlflow_run_id``: continue this MLflow run instead of starting one (a resumed run).
+    ``datamodule_state``: the fitted transforms of the checkpoint a test-only run evaluates,
+    loaded before setup whichever database the checkpoint was trained on (``evaluate``).
     """
     datamodule = instantiate(cfg.data)
+    if datamodule_state is not None:
+        datamodule.load_state_dict(datamodule_state)
     datamodule.prepare_data()
-    datamodule.setup("fit")  # the model's facts come from the data
+    datamodule.setup("fit" if cfg.train else "test")  # the model's facts come from the data
     model = build_model(cfg, datamodule)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     loggers = [instantiate(c, **({"run_id": mlflow_run_id} if mlflow_run_id and issubclass(
@@ -104,6 +116,45 @@ def resume_checkpoint(cfg: DictConfig, output_dir: Path) -> str | None:
                                 "To resume a run, start it in that run's folder: "
                                 "hydra.run.dir=<the run folder> ckpt_path=last")
     return str(max(found, key=lambda path: path.stat().st_mtime))
+
+
+def checkpoint_folders(cfg: DictConfig) -> list[Path]:
+    """The folders the config's checkpoint callbacks write to (their ``dirpath``)."""
+    folders = [Path(node.dirpath) for node in (cfg.get("callbacks") or {}).values()
+               if node is not None and node.get("dirpath")]
+    return list(dict.fromkeys(folders))
+
+
+def refuse_used_checkpoint_folder(cfg: DictConfig) -> None:
+    """A new training run (``ckpt_path`` null) in a folder that holds an earlier run's checkpoints.
+
+    Lightning 2.6 turns ``fit(ckpt_path=None)`` into ``ckpt_path="last"`` whenever an
+    ``OnExceptionCheckpoint`` is among the callbacks (ours is): it would restore the earlier
+    run's ``last.ckpt`` (weights, epoch, and the best-checkpoint record of ModelCheckpoint),
+    train nothing when that run had finished, and test the earlier run's best checkpoint. New
+    checkpoints would also overwrite or sit beside the old ones. So refuse, before any data is
+    read, naming the folder and the two ways out.
+    """
+    for folder in checkpoint_folders(cfg):
+        found = sorted(path.name for path in folder.glob("*.ckpt")) if folder.is_dir() else []
+        if found:
+            shown = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+            raise FileExistsError(
+                f"{folder} already holds checkpoints of an earlier run ({shown}); a new run "
+                "there would restore them instead of training from scratch. Either resume that "
+                "run: the same command with ckpt_path=last (continues training and its MLflow "
+                "run), or start a new run in a new folder: hydra.run.dir=<a new folder> (or "
+                "leave hydra.run.dir out for a fresh time-stamped one; hydra.sweep.dir for -m)")
+
+
+def best_checkpoint_callback(trainer: L.Trainer):
+    """The ModelCheckpoint that keeps the best checkpoint (the first with a ``monitor``).
+
+    ``trainer.checkpoint_callback`` is only the first ModelCheckpoint, which could as well be
+    ``last_checkpoint`` (no monitor: its "best" is simply the latest save).
+    """
+    monitored = [c for c in trainer.checkpoint_callbacks if getattr(c, "monitor", None)]
+    return monitored[0] if monitored else trainer.checkpoint_callback
 
 
 def previous_mlflow_run(output_dir: Path, tracking_uri: str | None) -> str | None:
@@ -144,18 +195,23 @@ def _refuse_ddp_in_local_multirun(trainer: L.Trainer) -> None:
                          "device")
 
 
-def train(cfg: DictConfig) -> tuple[float, dict]:
-    """Fit and test one config; returns (optimised metric, all final metrics)."""
+def train(cfg: DictConfig, datamodule_state: dict | None = None) -> tuple[float, dict]:
+    """Fit and test one config; returns (optimised metric, all final metrics).
+
+    ``datamodule_state``: see ``build`` (``evaluate`` passes its checkpoint's)."""
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     rank_zero = rank_zero_only.rank == 0  # set from the environment before DDP starts
     ckpt_path = resume_checkpoint(cfg, output_dir)
+    if cfg.train and ckpt_path is None:
+        refuse_used_checkpoint_folder(cfg)
     tracking_uri = OmegaConf.select(cfg, "logger.mlflow.tracking_uri")
     if tracking_uri and rank_zero:  # a server that is down: fail now, not after 4 min of retries
         tracking.check_tracking_server(tracking_uri)
     resumed_run = previous_mlflow_run(output_dir, tracking_uri) if ckpt_path and cfg.train else None
     ensure_writable(output_dir, "the run's outputs")
-    datamodule, model, callbacks, loggers = build(cfg, mlflow_run_id=resumed_run)
+    datamodule, model, callbacks, loggers = build(cfg, mlflow_run_id=resumed_run,
+                                                  datamodule_state=datamodule_state)
     for callback in callbacks:  # ModelCheckpoint, OnExceptionCheckpoint
         if getattr(callback, "dirpath", None):
             ensure_writable(Path(callback.dirpath), f"checkpoints ({type(callback).__name__})")
@@ -188,19 +244,22 @@ def train(cfg: DictConfig) -> tuple[float, dict]:
         if cfg.train:
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
-            checkpoint = trainer.checkpoint_callback
+            checkpoint = best_checkpoint_callback(trainer)
             if getattr(checkpoint, "best_model_score", None) is not None:
                 metrics[checkpoint.monitor] = float(checkpoint.best_model_score)
             if mlflow is not None:
                 tracking.log_training_curves(mlflow, output_dir)
         if cfg.test:
-            best = getattr(trainer.checkpoint_callback, "best_model_path", "") if cfg.train else ""
+            # This run's own best checkpoint (a new run's folder held none before it: see
+            # refuse_used_checkpoint_folder; a resumed run's best may be from its first part).
+            best = (getattr(best_checkpoint_callback(trainer), "best_model_path", "")
+                    if cfg.train else "")
             trainer.test(model, datamodule=datamodule,
                          ckpt_path=best or (None if cfg.train else ckpt_path))
             metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()
                             if k.startswith("test/")})
             if rank_zero:  # test metrics are synchronised: rank zero has the whole test split's
-                files = tracking.write_test_report(model.test_report, output_dir)
+                files = model.write_test_report(output_dir)  # each task writes its own
                 if mlflow is not None:
                     tracking.log_artifacts(mlflow, files)
         value = metric_value(metrics, cfg.optimized_metric)

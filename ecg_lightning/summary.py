@@ -58,7 +58,7 @@ def write_plots(datamodule, folder: Path) -> list[Path]:
                                                                    centre=abnormal),
                                           folder / "strip_1s_abnormal.png"))
     item = int(datamodule.splits["train"][0])
-    files.append(plots.plot_input(datamodule.inputs[item], datamodule.class_names[
+    files.append(plots.plot_input(datamodule.inputs["signal"][item], datamodule.class_names[
         int(datamodule.targets[item])] if datamodule.task == "multiclass" else "",
         folder / ("spectrogram.png" if datamodule.spectrogram else "input.png")))
     return files

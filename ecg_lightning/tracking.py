@@ -17,8 +17,8 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig, OmegaConf
 
-from ecg_lightning.plots import (plot_confusion_matrix, plot_examples, plot_roc_curves,
-                                 plot_training_curves)
+from ecg_lightning.plots import (plot_confusion_matrix, plot_examples, plot_per_record,
+                                 plot_roc_curves, plot_training_curves)
 
 
 def git_commit() -> str:
@@ -82,10 +82,11 @@ def start_run(logger: MLFlowLogger, cfg: DictConfig, datamodule, extra_params: d
 
 
 def write_test_report(report: dict, output_dir: Path) -> list[Path]:
-    """Write the test report as JSON, CSV and PNG files; return their paths."""
-    if report.get("kind") == "reconstruction":  # an autoencoder's report: its own files
-        from ecg_lightning.tasks.reconstruction import write_test_report as write_reconstruction
-        return write_reconstruction(report, output_dir)
+    """Write a classification test report as JSON, CSV and PNG files; return their paths.
+
+    Called through ``ClassificationTask.write_test_report``: every task writes its own report
+    (``model.write_test_report(output_dir)``), so this module knows no task.
+    """
     output_dir.mkdir(parents=True, exist_ok=True)
     metrics_file = output_dir / "metrics_test.json"
     metrics_file.write_text(json.dumps({k: v for k, v in report.items()
@@ -96,6 +97,8 @@ def write_test_report(report: dict, output_dir: Path) -> list[Path]:
     if report.get("examples"):
         files.append(plot_examples(report["examples"], report["class_names"],
                                    output_dir / "test_examples.png"))
+    if report.get("per_record"):  # scored classes (N, S, V, F) per test record
+        files.extend(write_per_record(report["per_record"], output_dir))
     if len(report["confusion"]) and isinstance(report["confusion"][0][0], list):
         return files  # multilabel: one 2x2 matrix per label, kept in the JSON
     for file_name, normalised in (("confusion_matrix.csv", False),
@@ -112,6 +115,17 @@ def write_test_report(report: dict, output_dir: Path) -> list[Path]:
     files.append(plot_confusion_matrix(report["confusion"], report["class_names"],
                                        output_dir / "confusion_matrix.png"))
     return files
+
+
+def write_per_record(rows: list[dict], output_dir: Path) -> list[Path]:
+    """``per_record.csv`` (record, beats per class, Se and +P per class) and its plot."""
+    table = output_dir / "per_record.csv"
+    with table.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    classes = [key[:-len("_beats")] for key in rows[0] if key.endswith("_beats")]
+    return [table, plot_per_record(rows, classes, output_dir / "per_record.png")]
 
 
 def write_thresholds(rows: list[dict], output_dir: Path) -> list[Path]:

@@ -1,7 +1,9 @@
 """Shared fixtures: where the real databases live, a session-wide mitdb cache, small mitdb copies.
 
 The shared data folder comes from ``ECG_DATA_DIR``, else ``/work/shared/data`` next to the
-repository. The variable is set at import so that subprocesses started by any test inherit it.
+repository. The variable is set at import so that subprocesses started by any test inherit it;
+a relative value (``ECG_DATA_DIR=../shared/data make test``) is made absolute by importing
+``ecg_lightning`` first, against the directory pytest was started in.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from pathlib import Path
 
 import pytest
 
+import ecg_lightning  # noqa: F401  makes a relative ECG_DATA_DIR (and cache, root) absolute
+
 # tests/ -> main/ -> work/: the shared data lives next to the repository, in /work/shared/data.
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 os.environ.setdefault("ECG_DATA_DIR", str(DEFAULT_DATA_DIR))
-DATA_DIR = Path(os.environ["ECG_DATA_DIR"])
+DATA_DIR = Path(os.environ["ECG_DATA_DIR"])  # absolute: read before any test changes directory
 MITDB_FILES = ("hea", "dat", "atr")
 
 

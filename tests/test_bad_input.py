@@ -113,7 +113,9 @@ def test_no_record_has_the_lead(small_mitdb, tmp_path):
     root = small_mitdb(("102", "104"))
     cache = tmp_path / "cache"
     dm = MITBIHDataModule(root=str(root), cache_dir=str(cache), exclude_paced=False)
-    with pytest.raises(ValueError, match=r"no mitdb record in .* has lead 'MLII' \(records: 102 104\)"):
+    with pytest.raises(ValueError, match=r"no mitdb record in .* has the leads \['MLII'\] "
+                                         r"\(records and their leads: \{'102': \['V5', 'V2'\], "
+                                         r"'104': \['V5', 'V2'\]\}\)"):
         dm.prepare_data()
     assert_no_cache_written(cache)
 
@@ -218,14 +220,15 @@ def test_corrupt_cache_is_rebuilt(small_mitdb, tmp_path, caplog, corrupt):
     cache = tmp_path / "cache"
     first = MITBIHDataModule(root=str(root), cache_dir=str(cache), split="intra_patient")
     first.setup()
-    inputs, targets, samples = (np.array(a) for a in (first.inputs, first.targets, first.samples))
+    inputs, targets, samples = (np.array(a) for a in (first.inputs["signal"], first.targets,
+                                                       first.samples))
 
     corrupt(first.cache_path)
     with caplog.at_level(logging.WARNING, logger="ecg_lightning.data.base"):
         again = MITBIHDataModule(root=str(root), cache_dir=str(cache), split="intra_patient")
         again.setup()
     assert f"cache entry {first.cache_path} is damaged" in caplog.text and "rebuilding" in caplog.text
-    assert np.array_equal(again.inputs, inputs)
+    assert np.array_equal(again.inputs["signal"], inputs)
     assert np.array_equal(again.targets, targets) and np.array_equal(again.samples, samples)
     assert read_cache(first.cache_path) is not None  # whole again
     assert [p.name for p in (cache / "mitdb").iterdir()] == [first.cache_path.name]
@@ -309,7 +312,8 @@ def test_checkpoint_of_another_model_is_refused(tmp_path, mitdb_cache_dir, monke
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    common = [f"paths.root_dir={tmp_path}", f"paths.cache_dir={mitdb_cache_dir}", "debug=limit",
+    common = ["data=mitdb", f"paths.root_dir={tmp_path}", f"paths.cache_dir={mitdb_cache_dir}",
+              "debug=limit",
               "trainer.max_epochs=1", "callbacks.progress_bar.refresh_rate=0",
               "logger.mlflow.log_model=false"]
     train(compose_config([*common, "model=lstm", f"paths.output_dir={tmp_path}/lstm"]))

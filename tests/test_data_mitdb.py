@@ -51,19 +51,13 @@ def raw(mitdb_dir):
     return out
 
 
-def inside_window(rec: dict) -> np.ndarray:
-    """Which annotations have a full pre/post window inside the record."""
-    pre, post = round(PRE_SECONDS * rec["fs"]), round(POST_SECONDS * rec["fs"])
-    return (rec["sample"] - pre >= 0) & (rec["sample"] + post <= rec["sig_len"])
-
-
 def expected_counts(raw: dict, label) -> dict[int, Counter]:
     """Per non-paced record, windows per class, where ``label(symbol)`` is the class or None."""
     counts = {}
     for record, rec in raw.items():
         if record in PACED:
             continue
-        symbols = rec["symbol"][inside_window(rec)]
+        symbols = rec["symbol"]  # every annotation: edge windows are padded, not dropped
         counts[record] = Counter(c for c in map(label, symbols) if c is not None)
     return counts
 
@@ -98,13 +92,13 @@ def subjects_of(dm, split: str) -> set[int]:
 
 # ---------------------------------------------------------------------------- labels and counts
 def test_aami_counts_per_record_match_raw_annotations(mitdb_datamodule, raw):
-    """Default config: per record, AAMI beats counted from the .atr minus edge windows."""
+    """Default config: per record, every AAMI beat of the .atr is an item."""
     dm = mitdb_datamodule
     assert dm.class_names == ["N", "S", "V", "F", "Q"]
     expected = expected_counts(raw, AAMI.get)
     assert module_counts(dm) == expected
     assert set(expected) == DS1 | DS2  # 44 records: the paced four are left out
-    assert (dm.inputs.shape[1], dm.seq_len) == (1, round(0.25 * 360) + round(0.45 * 360))
+    assert (dm.inputs["signal"].shape[1], dm.seq_len) == (1, round(0.25 * 360) + round(0.45 * 360))
 
 
 def test_split_totals_add_up(mitdb_datamodule):
@@ -160,11 +154,12 @@ def test_windows_equal_filtered_signal_at_annotation(mitdb_datamodule, mitdb_dir
         pre, post = round(PRE_SECONDS * rec["fs"]), round(POST_SECONDS * rec["fs"])
         window = signal[sample - pre:sample + post]
         window = (window - window.mean()) / window.std()
-        assert np.allclose(dm.inputs[item, 0], window, atol=1e-4), f"record {record} sample {sample}"
+        assert np.allclose(dm.inputs["signal"][item, 0], window, atol=1e-4), f"record {record} sample {sample}"
 
 
-def test_window_exactly_at_record_edges_is_kept(small_mitdb, tmp_path, raw):
-    """A window that just fits (first sample 0, last sample sig_len - 1) is kept; one more is not."""
+def test_windows_crossing_record_edges_are_padded_and_counted(small_mitdb, tmp_path, raw):
+    """A window that just fits (first sample 0, last sample sig_len - 1) is not padded; one that
+    crosses the edge (the 1st annotation's) is padded and counted, and still an item."""
     rec = raw[100]
     pre = int(rec["sample"][1])                     # the 2nd annotation's window starts at 0
     post = int(rec["sig_len"] - rec["sample"][-1])  # the last one's window ends at the last sample
@@ -173,8 +168,8 @@ def test_window_exactly_at_record_edges_is_kept(small_mitdb, tmp_path, raw):
                           label_scheme="symbols", split="intra_patient")
     dm.setup()
     assert dm.seq_len == pre + post
-    assert np.array_equal(np.sort(dm.samples), rec["sample"][1:])  # only the 1st annotation is dropped
-    assert dm.info["dropped_at_edges"] == {"100": 1}
+    assert np.array_equal(np.sort(dm.samples), rec["sample"])  # every annotation is an item
+    assert dm.info["padded_at_edges"] == {"100": 1}  # only the 1st crosses the edge
 
 
 # ---------------------------------------------------------------------------- splits
@@ -242,7 +237,7 @@ def test_paced_records_have_no_mlii(make_dm, raw):
     with pytest.raises(ValueError) as excinfo:
         make_dm(exclude_paced=False)
     message = str(excinfo.value)
-    assert "[102, 104]" in message and "'MLII'" in message
+    assert "102: V5, V2; 104: V5, V2" in message and "['MLII']" in message
 
 
 def test_lead_is_chosen_by_name(small_mitdb, tmp_path, raw):
@@ -252,7 +247,7 @@ def test_lead_is_chosen_by_name(small_mitdb, tmp_path, raw):
     root = small_mitdb(("100", "101", "102", "104"))
     dm = MITBIHDataModule(root=str(root), cache_dir=str(tmp_path / "cache"), lead="V1",
                           exclude_paced=False, split="intra_patient")
-    with pytest.raises(ValueError, match=r"records \[100, 102, 104\] have no lead 'V1'"):
+    with pytest.raises(ValueError, match=r"\(their leads: 100: MLII, V5; 102: V5, V2; 104: V5, V2\)"):
         dm.setup()
 
     root = small_mitdb(("102", "104", "114"))

@@ -29,8 +29,8 @@ COMPARED = ("test/accuracy", "test/f1_macro", "test/f1_weighted", "test/auroc_ma
 
 def tiny(root: Path, records: Path) -> list[str]:
     return [f"paths.root_dir={root}", f"data.root={records}", "data.split=intra_patient",
-            "data.max_seconds=300", "data.batch_size=32", "model.net.hidden_size=16",
-            "model.net.num_layers=1", "trainer.max_epochs=2", "+trainer.limit_train_batches=4",
+            "data.max_seconds=300", "data.batch_size=32", "model.net.width=8",
+            "trainer.max_epochs=2", "+trainer.limit_train_batches=4",
             "callbacks.progress_bar.refresh_rate=0", "bootstrap_resamples=10"]
 
 

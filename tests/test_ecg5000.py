@@ -180,7 +180,7 @@ def test_a_nan_sample_is_an_error_or_a_counted_skip(tmp_path, rows, cache_dir):
     card = dm.describe()
     assert card["rows_skipped_for_nan"] == {"TRAIN": 2}
     assert card["lines_skipped_for_nan"] == {"TRAIN": [8, 41]}
-    assert not np.isnan(dm.inputs).any()
+    assert not np.isnan(dm.inputs["signal"]).any() and not np.isnan(dm.raw_inputs["signal"]).any()
 
 
 def test_an_unknown_label_names_its_line(tmp_path, rows):
@@ -202,7 +202,8 @@ def test_stratified_split_is_seeded_disjoint_and_stratified(train_file, cache_di
     again = prepared(root, cache_dir)
     other = prepared(root, cache_dir, seed=1)
     assert dm.split_paradigm == "stratified_random_of_train"
-    assert dm.inputs.shape == (500, 1, 140)
+    assert set(dm.inputs) == {"signal"} and dm.inputs["signal"].shape == (500, 1, 140)
+    assert dm.auxiliary_inputs == {} and not dm.transforms  # no fitted statistics by default
     assert dm.class_names == ["Normal", "R-on-T PVC", "PVC", "SP or EB", "Unclassified beat"]
     for name in ("train", "val", "test"):
         np.testing.assert_array_equal(dm.splits[name], again.splits[name])
@@ -280,7 +281,7 @@ def test_download_through_a_mirror_gives_the_official_split(mirror, tmp_path):
     assert [p.name for p in root.parent.iterdir()] == ["ecg5000"]  # no partial folder left
     assert dm.split_paradigm == "ucr_official"
     test_values, test_labels = parts["TEST"]
-    np.testing.assert_array_equal(dm.inputs[dm.splits["test"], 0], test_values)
+    np.testing.assert_array_equal(dm.inputs["signal"][dm.splits["test"], 0], test_values)
     assert [dm.class_names[t] for t in dm.targets[dm.splits["test"]]] == \
         [dm.label_names[label] for label in test_labels]
     assert len(dm.splits["train"]) + len(dm.splits["val"]) == len(parts["TRAIN"][1])
@@ -341,7 +342,7 @@ def test_unit_scores_keep_the_auroc_of_large_errors():
     assert float(binary_auroc(scores, abnormal)) == pytest.approx(0.5)  # the tie it avoids
 
 
-def test_reconstruction_scores_threshold_and_auroc(train_file, cache_dir):
+def test_reconstruction_scores_threshold_and_auroc(train_file, cache_dir, tmp_path):
     """One epoch on the real anomaly split; every figure recomputed outside the task."""
     L.seed_everything(0)
     dm = prepared(train_file.parent, cache_dir, label_scheme="anomaly", batch_size=64)
@@ -357,7 +358,8 @@ def test_reconstruction_scores_threshold_and_auroc(train_file, cache_dir):
     report = task.test_report
 
     def scores_of(split):
-        x = torch.from_numpy(np.ascontiguousarray(dm.inputs[dm.splits[split]]))
+        x = dm.dataset(split).inputs["signal"]  # the items a batch of that split carries
+        np.testing.assert_array_equal(x.numpy(), dm.inputs["signal"][dm.splits[split]])
         with torch.no_grad():
             return (net.eval()(x) - x).abs().mean(dim=(1, 2)).numpy()
 
@@ -376,6 +378,26 @@ def test_reconstruction_scores_threshold_and_auroc(train_file, cache_dir):
     assert float(trainer.callback_metrics["test/auroc"]) == pytest.approx(metrics["test/auroc"])
     examples = report["examples"]
     assert [e["abnormal"] for e in examples].count(0) == 3 and len(examples) == 6
+
+    files = task.write_test_report(tmp_path / "report")  # the task writes its own report
+    assert sorted(f.name for f in files) == ["anomaly_scores.png", "metrics_test.json",
+                                             "reconstructions.png", "test_scores.csv"]
+    assert all(f.is_file() and f.parent == tmp_path / "report" for f in files)
+    assert json.loads((tmp_path / "report" / "metrics_test.json").read_text())["kind"] == \
+        "reconstruction"
+
+
+def test_tracking_imports_no_task_module():
+    """Each task writes its own report (``model.write_test_report``): tracking knows no task."""
+    import ast
+
+    import ecg_lightning.tracking as tracking
+
+    tree = ast.parse(Path(tracking.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                 for alias in node.names}
+    assert not [name for name in imported if name and name.startswith("ecg_lightning.tasks")]
 
 
 # ---------------------------------------------------------------------------- presets and summary

@@ -114,11 +114,11 @@ def trained_run(tmp_path_factory, mitdb_cache_dir):
 def predictions(model, loader, batches: int) -> tuple[np.ndarray, np.ndarray]:
     probs, targets = [], []
     with torch.no_grad():
-        for index, (x, y) in enumerate(loader):
+        for index, batch in enumerate(loader):
             if index == batches:
                 break
-            probs.append(model.probabilities(model(x)).numpy())
-            targets.append(y.numpy())
+            probs.append(model.probabilities(model(batch)).numpy())
+            targets.append(batch["target"].numpy())
     return np.concatenate(probs), np.concatenate(targets)
 
 

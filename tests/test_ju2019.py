@@ -24,19 +24,26 @@ def pca_datamodule(mitdb_dir, mitdb_cache_dir):
     return datamodule
 
 
+def pca_of(datamodule) -> PCA:
+    transform, = datamodule.transforms
+    assert transform.name == "pca" and transform.input == "signal"
+    return transform.estimator
+
+
 def test_pca_is_fitted_on_the_training_split_only(pca_datamodule):
     dm = pca_datamodule
-    assert dm.inputs.shape == (len(dm.targets), 1, K)
-    assert dm.dataset("train").tensors[0].shape == (len(dm.splits["train"]), 1, K)
-    train_inputs = dm._raw_inputs[dm.splits["train"]].reshape(len(dm.splits["train"]), -1)
+    assert dm.inputs["signal"].shape == (len(dm.targets), 1, K)
+    assert dm.dataset("train").inputs["signal"].shape == (len(dm.splits["train"]), 1, K)
+    raw = dm.raw_inputs["signal"]
+    train_inputs = raw[dm.splits["train"]].reshape(len(dm.splits["train"]), -1)
     expected = PCA(n_components=K).fit(train_inputs)
-    components = np.asarray(dm.state_dict()["pca"]["components"])
-    for ours, theirs in zip(components, expected.components_):  # equal up to sign
-        assert abs(abs(float(ours @ theirs)) - 1.0) < 1e-3
+    ours = pca_of(dm)
+    for component, theirs in zip(ours.components_, expected.components_):  # equal up to sign
+        assert abs(abs(float(component @ theirs)) - 1.0) < 1e-3
     # Fitted on all items instead, the mean would differ: the test split did not shape it.
-    all_mean = dm._raw_inputs.reshape(len(dm.inputs), -1).mean(axis=0)
-    assert np.allclose(dm.state_dict()["pca"]["mean"], expected.mean_, atol=1e-5)
-    assert not np.allclose(dm.state_dict()["pca"]["mean"], all_mean, atol=1e-5)
+    all_mean = raw.reshape(len(raw), -1).mean(axis=0)
+    assert np.allclose(ours.mean_, expected.mean_, atol=1e-5)
+    assert not np.allclose(ours.mean_, all_mean, atol=1e-5)
     card = dm.describe()
     assert card["pca"]["components"] == K and 0.0 < card["pca"]["explained_variance"] <= 1.0
     assert card["window_samples"] == 252
@@ -45,21 +52,23 @@ def test_pca_is_fitted_on_the_training_split_only(pca_datamodule):
 def test_state_dict_round_trip_reuses_the_projection(pca_datamodule, mitdb_dir, mitdb_cache_dir,
                                                      monkeypatch):
     state = pca_datamodule.state_dict()
-    assert all(isinstance(v, float) for v in state["pca"]["mean"])  # plain lists, no numpy
+    mean = state["transforms"]["pca"][0]["mean_"]
+    assert all(isinstance(v, float) for v in mean["ndarray"])  # plain lists, no numpy
     other = MITBIHDataModule(root=str(mitdb_dir), cache_dir=str(mitdb_cache_dir),
                              pca_components=K, split="record")  # other train split: other fit
     other.load_state_dict(state)
-    monkeypatch.setattr(other, "fit_pca", lambda: pytest.fail("refitted a loaded PCA"))
+    monkeypatch.setattr(other.transforms[0], "fit", lambda *a: pytest.fail("refitted a loaded PCA"))
     other.setup()
     assert other.state_dict() == state
     same = np.isin(other.item_index, pca_datamodule.item_index[:100])
-    np.testing.assert_allclose(other.inputs[same], pca_datamodule.inputs[:100], atol=1e-4)
+    np.testing.assert_allclose(other.inputs["signal"][same], pca_datamodule.inputs["signal"][:100],
+                               atol=1e-4)
 
 
 def test_too_many_components_is_a_clear_error(mitdb_dir, mitdb_cache_dir):
     datamodule = MITBIHDataModule(root=str(mitdb_dir), cache_dir=str(mitdb_cache_dir),
                                   pca_components=300)
-    with pytest.raises(ValueError, match="pca_components=300 exceeds the input length 252"):
+    with pytest.raises(ValueError, match=r"data.pca_components=300: fitting 'pca' .* of 252 values"):
         datamodule.setup()
 
 
@@ -95,9 +104,9 @@ def test_checkpoint_carries_the_pca_and_loads_weights_only(tmp_path, mitdb_cache
     best = sorted((tmp_path / "run" / "checkpoints").glob("best-*.ckpt"))
     assert best, list((tmp_path / "run").rglob("*"))
     checkpoint = torch.load(best[0], weights_only=True)
-    pca = checkpoint["MITBIHDataModule"]["pca"]
-    assert np.asarray(pca["components"]).shape == (8, 252)
-    assert len(pca["explained_variance_ratio"]) == 8
+    pca, = checkpoint["MITBIHDataModule"]["transforms"]["pca"]
+    assert pca["components_"]["shape"] == [8, 252]
+    assert len(pca["explained_variance_ratio_"]["ndarray"]) == 8
 
 
 def test_symbol_class_names_give_valid_metric_names():

@@ -63,8 +63,8 @@ def test_mitdb_identification_has_one_class_per_subject(mitdb_identification, mi
     annotation = wfdb.rdann(str(mitdb_dir / "100"), "atr")
     beats = sum(s in BEAT_SYMBOLS for s in annotation.symbol)
     assert beats - 2 <= (dm.records == 100).sum() <= beats  # a beat may sit too near an end
-    assert dm.inputs.shape[1:] == (1, 90)  # 0.7 s at 128 Hz
-    assert dm.inputs.min() >= 0.0 and dm.inputs.max() <= 1.0  # min-max per beat
+    assert dm.inputs["signal"].shape[1:] == (1, 90)  # 0.7 s at 128 Hz
+    assert dm.inputs["signal"].min() >= 0.0 and dm.inputs["signal"].max() <= 1.0  # min-max per beat
 
 
 def test_time_split_orders_every_subject(mitdb_identification):
@@ -107,7 +107,7 @@ def test_ecgid_has_90_persons_and_detected_beats(ecgid, data_dir):
     dm = ecgid
     assert dm.num_classes == 90 and dm.class_names[0] == "Person_01"
     assert len(np.unique(dm.records)) == 310
-    assert dm.inputs.shape[2] == round(0.25 * 500) + round(0.45 * 500)
+    assert dm.inputs["signal"].shape[2] == round(0.25 * 500) + round(0.45 * 500)
     # The detector finds the 10 beats the database marks per record, within 30 ms, in most
     # records (measured: 9 of 10 or more in 288 of 310; noisy records fall short).
     root, found_enough = data_dir / "ecgiddb", []
@@ -208,6 +208,7 @@ def test_mitdb_preset_runs(tmp_path, mitdb_cache_dir, mitdb_identification):
     assert 0.0 <= metrics["test/accuracy"] <= 1.0
 
 
+@pytest.mark.slow  # 23 s; the ECG-ID datamodule and summary tests stay fast
 def test_ecgiddb_preset_runs(tmp_path, ecgid, data_dir):
     # logger=none: also checks that the LR monitor of the default callbacks steps aside
     value, metrics = train(compose(tmp_path, tmp_path / "cache", "experiment=kim2020_ecgiddb",

@@ -47,13 +47,14 @@ def spectrogram_dm(study_mitdb):
 # ---------------------------------------------------------------------- spectrogram
 def test_spectrogram_shape_matches_scipy_stft(spectrogram_dm):
     dm = spectrogram_dm
-    assert dm._raw_inputs.shape[1:] == (1, 1440)  # 4 s at 360 Hz
-    assert dm.inputs.shape == (len(dm.targets), 33, 46) and dm.inputs.dtype == np.float32
-    assert dm.model_facts() == {"num_classes": 2, "in_channels": 33, "seq_len": 46}
-    assert dm.dataset("train").tensors[0].shape == (len(dm.splits["train"]), 33, 46)
+    assert dm.raw_inputs["signal"].shape[1:] == (1, 1440)  # 4 s at 360 Hz
+    assert dm.inputs["signal"].shape == (len(dm.targets), 33, 46) and dm.inputs["signal"].dtype == np.float32
+    assert dm.model_facts() == {"num_classes": 2, "in_channels": 33, "seq_len": 46,
+                                "auxiliary_inputs": {}}
+    assert dm.dataset("train").inputs["signal"].shape == (len(dm.splits["train"]), 33, 46)
     for item in (0, len(dm.targets) // 2):
-        _, _, reference = scipy.signal.stft(dm._raw_inputs[item, 0], fs=360, nperseg=64)
-        np.testing.assert_allclose(dm.inputs[item], np.abs(reference), atol=1e-5)
+        _, _, reference = scipy.signal.stft(dm.raw_inputs["signal"][item, 0], fs=360, nperseg=64)
+        np.testing.assert_allclose(dm.inputs["signal"][item], np.abs(reference), atol=1e-5)
 
 
 @pytest.mark.parametrize("config, stft_args", [
@@ -62,7 +63,7 @@ def test_spectrogram_shape_matches_scipy_stft(spectrogram_dm):
      {"nperseg": 64, "nfft": 128, "window": "hamming"}),
 ])
 def test_spectrogram_options_match_scipy_stft(spectrogram_dm, config, stft_args):
-    windows = spectrogram_dm._raw_inputs[:3]
+    windows = spectrogram_dm.raw_inputs["signal"][:3]
     ours = spectrogram(windows, spectrogram_config(config))
     _, _, reference = scipy.signal.stft(windows[:, 0], **stft_args)
     expected = np.abs(reference)
@@ -95,10 +96,10 @@ def test_spectrogram_is_cached_once_and_reused(study_mitdb, tmp_path, monkeypatc
 
     monkeypatch.setattr(MITBIHDataModule, "build_spectrogram", no_rebuild)
     again = datamodule(root, tmp_path)
-    np.testing.assert_array_equal(again.inputs, first.inputs)
+    np.testing.assert_array_equal(again.inputs["signal"], first.inputs["signal"])
     # Another label scheme selects other items from the same cached rows: no recomputation.
     aami = datamodule(root, tmp_path, label_scheme="aami")
-    assert aami.inputs.shape[1:] == (33, 46)
+    assert aami.inputs["signal"].shape[1:] == (33, 46)
     # Another spectrogram config is another entry, never the stale one.
     monkeypatch.undo()
     datamodule(root, tmp_path, spectrogram={**SPECTROGRAM, "hop": 16})
@@ -110,11 +111,11 @@ def test_weighted_sampler_balances_batches(study_mitdb, spectrogram_dm):
     dm = datamodule(*study_mitdb, sampler="weighted", batch_size=512)
     raw = dm.split_counts("train")
     assert raw[1] < raw[0] / 5  # the training split itself is imbalanced
-    drawn = torch.cat([y for _, y in dm.train_dataloader()])
+    drawn = torch.cat([batch["target"] for batch in dm.train_dataloader()])
     assert len(drawn) == len(dm.splits["train"])
     assert abs(drawn.float().mean().item() - 0.5) < 0.05
     assert dm.class_counts[0] == dm.class_counts[1]  # the loss sees the balanced draws
-    first, again = (next(iter(dm.train_dataloader()))[1] for _ in range(2))
+    first, again = (next(iter(dm.train_dataloader()))["target"] for _ in range(2))
     assert torch.equal(first, again)  # seeded
     assert dm.describe()["train_drawn_per_epoch_expected"] == {
         "normal": dm.class_counts[0], "abnormal": dm.class_counts[1]}

@@ -115,7 +115,7 @@ def test_training_logs_to_a_real_server_and_reads_back_over_http(server, tmp_pat
     for name in ("test/accuracy", "test/f1_macro", "test/auroc_macro", "val/f1_macro"):
         assert 0.0 <= run.data.metrics[name] <= 1.0, name
     tags = run.data.tags
-    assert (tags["data"], tags["model"], tags["loss"], tags["seed"]) == ("mitdb", "lstm", "ce", "5")
+    assert (tags["data"], tags["model"], tags["loss"], tags["seed"]) == ("mitdb_interpatient", "beat_cnn", "ce", "5")
 
     artifacts = artifact_names(client, run.info.run_id)
     for name in ("config.yaml", "metrics_test.json", "confusion_matrix.png", "dataset_card.json"):

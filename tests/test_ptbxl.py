@@ -25,9 +25,11 @@ from ecg_lightning import summary
 from ecg_lightning.data.beats import filter_signal
 from ecg_lightning.data.download import DataUnavailableError
 from ecg_lightning.data.ptbxl import LEADS, PTBXLDataModule, lead_name
+from ecg_lightning.data.transforms import steps_of
 from ecg_lightning.evaluate import evaluate
+from ecg_lightning.models.fusion import AuxiliaryFusion
 from ecg_lightning.models.ptbxl import PTBXLCNNGRU, PTBXLGRU, PTBXLLSTM
-from ecg_lightning.run import train
+from ecg_lightning.run import build_model, train
 from ecg_lightning.summary import compose_config
 
 SEED_LEADS = ["I", "II", "V2"]
@@ -59,6 +61,19 @@ def dm(ptbxl_dir, cache_dir) -> PTBXLDataModule:
     """The presets' data (leads I, II, V2, 1-45 Hz), the 5 superclasses, the recommended split,
     the four tabular columns; the whole module shares its cache entry."""
     return make(ptbxl_dir, cache_dir, **SEED, tabular=["age", "sex", "height", "weight"])
+
+
+def fitted(dm: PTBXLDataModule, name: str) -> list:
+    """The fitted scikit-learn estimators of one of the datamodule's transforms (pipeline steps)."""
+    (transform,) = [t for t in dm.transforms if t.name == name]
+    assert transform.fitted
+    return steps_of(transform.estimator)
+
+
+def stored(step_state: dict, attribute: str) -> np.ndarray:
+    """A fitted attribute as the state_dict stores it (plain lists: weights_only-safe)."""
+    value = step_state[attribute]
+    return np.asarray(value["ndarray"], dtype=value["dtype"]).reshape(value["shape"])
 
 
 def csv_rows(folder: Path) -> dict[int, dict]:
@@ -128,68 +143,105 @@ def test_kfold_is_patient_disjoint(ptbxl_dir, cache_dir, fold):
 def test_leads_are_selected_by_name(dm, ptbxl_dir, cache_dir):
     chosen = make(ptbxl_dir, cache_dir, leads=["i", "Ii", "v2"], bandpass=[1, 45], standardize=False)
     assert chosen.leads == SEED_LEADS and chosen.cache_path == dm.cache_path  # header spelling
-    assert lead_name("aVR") == "AVR" and dm.in_channels == 3 + 4 and dm.seq_len == 1000
+    assert lead_name("aVR") == "AVR" and dm.seq_len == 1000
+    # in_channels counts the leads only: the tabular values are their own named input.
+    assert dm.in_channels == 3 and dm.auxiliary_inputs == {"tabular": 4}
+    assert chosen.in_channels == 3 and chosen.auxiliary_inputs == {} and not chosen.transforms
     item = int(np.flatnonzero(chosen.ecg_ids == 8)[0])
     signal, fields = wfdb.rdsamp(str(ptbxl_dir / "records100/00000/00008_lr"))
     for channel, lead in enumerate(SEED_LEADS):  # band-passed one lead at a time, as mitdb
         expected = filter_signal(signal[:, fields["sig_name"].index(lead)], 100, [1.0, 45.0])
-        np.testing.assert_allclose(chosen.inputs[item, channel], expected, atol=1e-5)
+        np.testing.assert_allclose(chosen.inputs["signal"][item, channel], expected, atol=1e-5)
     with pytest.raises(ValueError, match="data.leads: 'V7' is not a PTB-XL lead; valid: I, II"):
         PTBXLDataModule(root=str(ptbxl_dir), leads=["I", "V7"])
 
 
 def test_standardisation_statistics_come_from_the_training_split(dm):
     train = dm.splits["train"]
-    raw = np.asarray(dm._raw_inputs, dtype=np.float64)
+    raw = np.asarray(dm.raw_inputs["signal"], dtype=np.float64)
     mean, std = raw[train].mean(axis=(0, 2)), raw[train].std(axis=(0, 2))
-    np.testing.assert_allclose(dm._statistics["lead_mean"], mean, rtol=1e-6, atol=1e-9)
-    np.testing.assert_allclose(dm._statistics["lead_std"], std, rtol=1e-6)
+    (scaler,) = fitted(dm, "lead_standardization")  # one StandardScaler, one column per lead
+    assert [t.name for t in dm.transforms] == ["lead_standardization", "tabular_imputation"]
+    assert scaler.n_features_in_ == 3 and scaler.n_samples_seen_ == len(train) * 1000
+    np.testing.assert_allclose(scaler.mean_, mean, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(scaler.scale_, std, rtol=1e-6)
     assert not np.allclose(std, raw.std(axis=(0, 2)), rtol=1e-3)  # all items would differ
-    x = dm.dataset("train").tensors[0][:, :3].double()  # the leads; tabular channels follow
+    card = dm.describe()["standardize"]
+    np.testing.assert_allclose(card["lead_mean"], mean, atol=1e-5)
+    np.testing.assert_allclose(card["lead_std"], std, atol=1e-5)
+    x = dm.dataset("train").inputs["signal"].double()  # the leads only: tabular is its own input
+    assert x.shape == (len(train), 3, 1000)
     np.testing.assert_allclose(x.mean(dim=(0, 2)), 0.0, atol=1e-5)
     np.testing.assert_allclose(x.std(dim=(0, 2), correction=0), 1.0, atol=1e-4)
-    test = dm.dataset("test").tensors[0][0, 2]
+    test = dm.dataset("test").inputs["signal"][0, 2]
     np.testing.assert_allclose(test, (raw[dm.splits["test"][0], 2] - mean[2]) / std[2], atol=1e-4)
 
 
 def test_tabular_inputs_are_imputed_and_standardised_on_train(dm, ptbxl_dir):
-    assert dm.inputs.shape == (488, 7, 1000) and dm.in_channels == 7
+    assert dm.inputs["signal"].shape == (488, 3, 1000) and dm.in_channels == 3
+    assert dm.inputs["tabular"].shape == (488, 4)  # age, sex, height, weight
     rows = csv_rows(ptbxl_dir)
     height = np.array([float(rows[e]["height"] or "nan") for e in dm.ecg_ids])
     train = dm.splits["train"]
     fill = np.nanmedian(height[train])
     filled = np.where(np.isnan(height), fill, height)
     mean, std = filled[train].mean(), filled[train].std()
-    assert dm._statistics["tabular_fill"][2] == fill
+    imputer, scaler = fitted(dm, "tabular_imputation")  # SimpleImputer(median), StandardScaler
+    assert imputer.strategy == "median" and imputer.statistics_[2] == fill
     assert fill != np.nanmedian(height)  # the whole subset would give another value
-    channel = dm.inputs[:, 5]  # leads I, II, V2, then age, sex, height, weight
-    assert (channel == channel[:, :1]).all()  # constant over time
-    np.testing.assert_allclose(channel[:, 0], (filled - mean) / std, rtol=1e-5)
+    np.testing.assert_allclose([scaler.mean_[2], scaler.scale_[2]], [mean, std], rtol=1e-9)
+    column = dm.inputs["tabular"][:, 2]  # age, sex, height, weight
+    assert np.isfinite(dm.inputs["tabular"]).all()  # every missing value filled
+    np.testing.assert_allclose(column, (filled - mean) / std, rtol=1e-5)
     no_height = np.flatnonzero(np.isnan(height))
     no_height = no_height[np.isin(no_height, dm.splits["test"])][0]
-    assert channel[no_height, 0] == pytest.approx((fill - mean) / std, rel=1e-5)
+    assert column[no_height] == pytest.approx((fill - mean) / std, rel=1e-5)
+    test = dm.dataset("test")  # the batches carry it as the named input "tabular"
+    position = int(np.flatnonzero(dm.splits["test"] == no_height)[0])
+    assert float(test.inputs["tabular"][position, 2]) == pytest.approx(float(column[no_height]))
+    assert set(test.inputs) == {"signal", "tabular"}
+    assert {"signal", "tabular", "target"} <= set(test[position])
     card = dm.describe()["tabular"]
     assert card["missing_per_column"]["height"] == int(np.isnan(height).sum())
+    assert card["tabular_fill"][2] == pytest.approx(round(fill, 3))
 
 
 def test_statistics_travel_in_the_state_dict(dm, ptbxl_dir, cache_dir):
     other = make(ptbxl_dir, cache_dir, **SEED, tabular=["age", "sex", "height", "weight"],
                  split="kfold", fold=3)
-    assert other._statistics["lead_mean"] != dm._statistics["lead_mean"]
+    assert not np.allclose(fitted(other, "lead_standardization")[0].mean_,
+                           fitted(dm, "lead_standardization")[0].mean_)
     state = dm.state_dict()
     json.dumps(state)  # plain values: checkpoints load with weights_only=True
+    assert set(state) == {"transforms"}
+    assert set(state["transforms"]) == {"lead_standardization", "tabular_imputation"}
+    (lead_state,) = state["transforms"]["lead_standardization"]
+    imputer_state, tabular_state = state["transforms"]["tabular_imputation"]
+    lead_mean, lead_std = stored(lead_state, "mean_"), stored(lead_state, "scale_")
+    np.testing.assert_array_equal(lead_mean, fitted(dm, "lead_standardization")[0].mean_)
     other.load_state_dict(state)
-    stats = state["ptbxl_statistics"]
+    np.testing.assert_array_equal(fitted(other, "lead_standardization")[0].mean_, lead_mean)
     item = other.splits["test"][0]
-    raw = np.asarray(other._raw_inputs[item], dtype=np.float64)
-    expected = (raw - np.array(stats["lead_mean"])[:, None]) / np.array(stats["lead_std"])[:, None]
-    x = other.dataset("test").tensors[0][0]
-    np.testing.assert_allclose(x[:3], expected, atol=1e-4)
-    age = (other.tabular_values[item, 0] - stats["tabular_mean"][0]) / stats["tabular_std"][0]
-    assert float(x[3, 0]) == pytest.approx(age, rel=1e-5)
+    raw = np.asarray(other.raw_inputs["signal"][item], dtype=np.float64)
+    expected = (raw - lead_mean[:, None]) / lead_std[:, None]
+    test = other.dataset("test")  # rebuilt with the loaded statistics
+    np.testing.assert_allclose(test.inputs["signal"][0], expected, atol=1e-4)
+    age = ((other.tabular_values[item, 0] - stored(tabular_state, "mean_")[0])
+           / stored(tabular_state, "scale_")[0])
+    assert float(test.inputs["tabular"][0, 0]) == pytest.approx(age, rel=1e-5)
+    assert stored(imputer_state, "statistics_").shape == (4,)
     without_tabular = make(ptbxl_dir, cache_dir, **SEED)
-    with pytest.raises(ValueError, match="trained on leads .*set data.leads and data.tabular"):
+    with pytest.raises(ValueError, match=r"holds the fitted state of transform\(s\) "
+                                         r"\['tabular_imputation'\], which this data config does "
+                                         r"not use"):
         without_tabular.load_state_dict(state)
+    with pytest.raises(ValueError, match=r"holds no fitted state of transform "
+                                         r"'tabular_imputation' \(data.tabular="):
+        other.load_state_dict({"transforms": {"lead_standardization": [lead_state]}})
+    twelve = make(ptbxl_dir, cache_dir, tabular=["age", "sex", "height", "weight"])
+    with pytest.raises(ValueError, match=r"'lead_standardization' .* was fitted on inputs "
+                                         r"'signal' of width 3; these have 12"):
+        twelve.load_state_dict(state)  # statistics of other leads are refused
 
 
 # ---------------------------------------------------------------------------- bad input
@@ -239,7 +291,7 @@ def test_a_listed_record_missing_on_disk_is_an_error_or_a_counted_skip(ptbxl_dir
     assert dm.leads == list(LEADS) and dm.in_channels == 12
     signal, fields = wfdb.rdsamp(str(tmp_path / "ptb-xl" / f"records100/00000/{chosen[0]:05d}_lr"))
     assert fields["sig_name"] == list(LEADS)
-    np.testing.assert_allclose(dm._raw_inputs[0], signal.T, atol=1e-6)
+    np.testing.assert_allclose(dm.raw_inputs["signal"][0], signal.T, atol=1e-6)
     assert dm.describe()["skipped_missing_records"] == {"count": 1, "ecg_ids": [gone]}
 
 
@@ -324,7 +376,7 @@ def test_download_of_the_100_hz_part(mirror, tmp_path, monkeypatch):
         f"{e:05d}_lr.hea" for e in chosen]
     listed = (root / "SHA256SUMS.txt").read_text()
     assert "ptbxl_database.csv" in listed and "records500" not in listed
-    assert sorted(dm.ecg_ids.tolist()) == chosen and dm.inputs.shape[1:] == (12, 1000)
+    assert sorted(dm.ecg_ids.tolist()) == chosen and dm.inputs["signal"].shape[1:] == (12, 1000)
 
 
 def test_download_and_read_of_the_500_hz_part(mirror, tmp_path, monkeypatch):
@@ -336,7 +388,7 @@ def test_download_and_read_of_the_500_hz_part(mirror, tmp_path, monkeypatch):
     assert dm.seq_len == 5000 and dm.data_facts()["sampling_rate_hz"] == 500.0
     signal, _ = wfdb.rdsamp(str(root / f"records500/00000/{chosen[0]:05d}_hr"),
                             channel_names=SEED_LEADS)
-    np.testing.assert_allclose(dm.inputs[0], signal.T, atol=1e-6)
+    np.testing.assert_allclose(dm.inputs["signal"][0], signal.T, atol=1e-6)
 
 
 # ---------------------------------------------------------------------------- models
@@ -379,15 +431,26 @@ def compose(tmp_path, cache_dir, *overrides, logger="none"):
                            "callbacks.progress_bar.refresh_rate=0"])
 
 
-@pytest.mark.parametrize("preset, labels, channels", [
-    ("ptbxl_gru", 4, 3), ("ptbxl_cnngru", 4, 3), ("ptbxl_lstm", 5, 7)])
-def test_preset_fast_dev_run(preset, labels, channels, ptbxl_dir, cache_dir, tmp_path):
+@pytest.mark.parametrize("preset, labels, tabular", [
+    ("ptbxl_gru", 4, None), ("ptbxl_cnngru", 4, None), ("ptbxl_lstm", 5, 4)])
+def test_preset_fast_dev_run(preset, labels, tabular, ptbxl_dir, cache_dir, tmp_path):
     # Batches of 8: a batch of 64 takes 10-20 s through 1000 recurrent steps on a busy CPU.
     cfg = compose(tmp_path, cache_dir, f"experiment={preset}", "debug=fdr", "data.batch_size=8")
     assert list(cfg.data.leads) == SEED_LEADS and list(cfg.data.bandpass) == [1.0, 45.0]
     assert cfg.model.net.hidden_size == 128
     assert cfg.monitor.metric == "val/loss" and cfg.loss.weighting == "inverse"
     assert (cfg.get("scheduler") is not None) == (preset == "ptbxl_lstm")
+    # The nets read the 3 leads; the LSTM's tabular values join its head (models/fusion.py).
+    data = make(ptbxl_dir, cache_dir, **{k: v for k, v in dict(cfg.data).items()
+                                        if k in ("leads", "bandpass", "tabular", "label_scheme")})
+    assert data.in_channels == 3 and data.num_classes == labels
+    net = build_model(cfg, data).net
+    if tabular is None:
+        assert data.auxiliary_inputs == {} and not isinstance(net, AuxiliaryFusion)
+    else:
+        assert data.auxiliary_inputs == {"tabular": tabular} and isinstance(net, AuxiliaryFusion)
+        assert net.input_names == ("signal", "tabular")
+        assert net.embedding[0].in_features == tabular and net.backbone.rnn.input_size == 3
     _, metrics = train(cfg)
     names = ["MI", "STTC", "CD", "HYP"] if labels == 4 else ["NORM", "MI", "STTC", "CD", "HYP"]
     for name in names:  # counts at the G-mean thresholds of every label, on the one test batch
@@ -425,8 +488,9 @@ def test_multilabel_run_in_mlflow_and_evaluate(ptbxl_dir, cache_dir, tmp_path, m
     assert card["dropped_without_superclass"]["count"] == 12
 
     best = next((tmp_path / "run" / "checkpoints").glob("best-*.ckpt"))
-    saved = torch.load(best, weights_only=True)["PTBXLDataModule"]["ptbxl_statistics"]
-    assert saved["leads"] == SEED_LEADS and len(saved["lead_mean"]) == 3
+    saved = torch.load(best, weights_only=True)["PTBXLDataModule"]["transforms"]
+    assert set(saved) == {"lead_standardization"}  # the GRU preset has no tabular input
+    assert stored(saved["lead_standardization"][0], "mean_").shape == (3,)  # leads I, II, V2
     _, again = evaluate(str(best), [f"paths.root_dir={tmp_path}", f"paths.cache_dir={cache_dir}",
                                     "logger=none", "bootstrap_resamples=20",
                                     "callbacks.progress_bar.refresh_rate=0"])

@@ -44,7 +44,7 @@ def records(tmp_path_factory, mitdb_dir) -> Path:
 def setting(root: Path, records: Path, epochs: int) -> list[str]:
     return [f"paths.root_dir={root}", f"paths.cache_dir={root / 'cache'}", f"data.root={records}",
             "data.split=intra_patient", "data.max_seconds=600", "data.batch_size=32",
-            "model.net.hidden_size=16", "model.net.num_layers=1", f"trainer.max_epochs={epochs}",
+            "model.net.width=8", f"trainer.max_epochs={epochs}",
             f"+trainer.limit_train_batches={STEPS_PER_EPOCH}", "trainer.deterministic=true",
             "trainer.log_every_n_steps=1", "callbacks.early_stopping=null",
             "callbacks.progress_bar.refresh_rate=0", "bootstrap_resamples=10"]
@@ -122,6 +122,44 @@ def test_last_without_a_checkpoint_is_a_clear_error(tmp_path, records):
     with pytest.raises(FileNotFoundError, match="ckpt_path=last: no last.ckpt or on_exception.ckpt "
                                                 f"in {tmp_path / 'new' / 'checkpoints'}"):
         run_in_process(tmp_path, records, tmp_path / "new", 1, "ckpt_path=last", "logger=none")
+
+
+def test_a_new_run_in_a_used_run_folder_is_refused(tmp_path, records):
+    """The same command twice into one hydra.run.dir, the second with another seed and no
+    ckpt_path. Beside an OnExceptionCheckpoint, Lightning turns ``fit(ckpt_path=None)`` into
+    ``"last"``: the second run would restore the first's last.ckpt, train nothing and test the
+    first's best checkpoint. It is refused instead, naming the folder and the two ways out, and
+    the first run's files stay as they were (Hydra itself rewrites ``.hydra/`` and appends to
+    the log before any of our code runs)."""
+    run_dir = tmp_path / "run"
+    command = [f"paths.root_dir={tmp_path}", f"paths.cache_dir={tmp_path / 'cache'}",
+               f"data.root={records}", "data.split=intra_patient", "data.max_seconds=600",
+               "model.net.width=8", "debug=limit",
+               "trainer.max_epochs=1", "callbacks.progress_bar.refresh_rate=0",
+               "bootstrap_resamples=10", "logger=none", f"hydra.run.dir={run_dir}"]
+    first = start_cli(tmp_path, *command, "seed=1")
+    _, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr[-3000:]
+
+    def files() -> dict:
+        return {path.relative_to(run_dir): (path.stat().st_mtime_ns, path.read_bytes())
+                for path in run_dir.rglob("*") if path.is_file()
+                and ".hydra" not in path.relative_to(run_dir).parts and path.suffix != ".log"}
+
+    before = files()
+    assert {"last.ckpt", "metrics_test.json"} <= {path.name for path in before}
+    assert any(path.name.startswith("best-epoch") for path in before)
+
+    second = start_cli(tmp_path, *command, "seed=2")
+    _, stderr = second.communicate(timeout=300)
+    assert second.returncode == 1
+    message = " ".join(stderr.split())
+    assert (f"{run_dir / 'checkpoints'} already holds checkpoints of an earlier run" in message
+            ), stderr[-3000:]
+    assert "last.ckpt" in message and "ckpt_path=last" in message
+    assert "hydra.run.dir=<a new folder>" in message
+    assert "Restored all states" not in stderr
+    assert files() == before
 
 
 @pytest.mark.slow
@@ -231,7 +269,7 @@ def test_full_disk_leaves_nothing_half_written(tmp_path, records):
         env.pop("MLFLOW_TRACKING_URI", None)
         return subprocess.run([sys.executable, "-m", "ecg_lightning.run",
                                *setting(tmp_path, records, 1), "logger=none",
-                               "model.net.hidden_size=128", *extra],
+                               "model.net.width=64", *extra],
                               capture_output=True, text=True, env=env, cwd=REPO, timeout=600,
                               preexec_fn=limited)
 

@@ -58,7 +58,7 @@ def test_short_run_is_recorded_in_mlflow(tmp_path, mitdb_cache_dir):
     assert len(history) == 2  # one value per epoch
 
     tags = run.data.tags
-    assert (tags["data"], tags["model"], tags["loss"]) == ("mitdb", "lstm", "ce")
+    assert (tags["data"], tags["model"], tags["loss"]) == ("mitdb_interpatient", "beat_cnn", "ce")
     assert tags["split"] == "inter_patient" and tags["seed"] == "7"
     assert tags["git_commit"]
     assert int(run.data.params["model/num_params"]) > 0
@@ -116,6 +116,7 @@ def test_combinations_train_in_process(tmp_path, mitdb_cache_dir, overrides):
     assert (tmp_path / "run" / "confusion_matrix.csv").exists()
 
 
+@pytest.mark.slow  # 19 s; tests/test_sweeps.py runs multiruns in the fast suite
 def test_multirun_sweep_records_one_tagged_run_per_job(tmp_path, mitdb_cache_dir):
     """`-m model=lstm,gru`: two jobs, two MLflow runs in one experiment, tagged with the sweep."""
     result = run_cli(tmp_path, mitdb_cache_dir, "model=lstm,gru", "debug=fdr", flags=("-m",))

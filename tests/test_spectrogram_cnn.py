@@ -15,9 +15,10 @@ import torchvision
 from conftest import make_small_mitdb
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 from test_svdb import write_svdb
 
+from ecg_lightning.data.base import NamedInputs, keep_batch
 from ecg_lightning.losses import FocalLoss
 from ecg_lightning.models.spectrogram_cnn import SpectrogramImageCNN, ClassificationEMA
 from ecg_lightning.run import instantiate_with_facts, train
@@ -26,6 +27,12 @@ from ecg_lightning.tasks.classification import ClassificationTask
 
 PRESETS = ("spectrogram_resnet50", "spectrogram_mobilenetv3", "spectrogram_efficientnetv2")
 QUIET = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False}
+
+
+def named_loader(x: torch.Tensor, y: torch.Tensor, batch_size: int) -> DataLoader:
+    """Batches ``{"signal": x, "target": y}`` as the datamodules' loaders give them."""
+    return DataLoader(NamedInputs({"signal": x.numpy()}, y.numpy()), batch_size=batch_size,
+                      collate_fn=keep_batch)
 
 
 # ---------------------------------------------------------------------------- focal loss
@@ -105,7 +112,7 @@ def guarded_fit(x: torch.Tensor, y: torch.Tensor, seed: int = 0):
     before, after = copy.deepcopy(task.net.state_dict()), WeightsAfterEachBatch()
     trainer = L.Trainer(max_epochs=1, gradient_clip_val=1.0, limit_val_batches=0,
                         enable_checkpointing=False, callbacks=[after], **QUIET)
-    trainer.fit(task, DataLoader(TensorDataset(x, y), batch_size=4))
+    trainer.fit(task, named_loader(x, y, batch_size=4))
     return task, trainer, [before, *after.weights]
 
 
@@ -148,6 +155,17 @@ def test_torchvision_networks_classify_spectrogram_images(backbone, head):
         net(torch.randn(2, 33, 46))
 
 
+@pytest.mark.parametrize("lead_names", [["MLII"], {"mitdb": ["MLII"], "svdb": ["ECG1"]}])
+def test_the_data_facts_lead_names_do_not_reach_the_image_lead_count(lead_names):
+    """run.py passes every data fact a net's signature names; the data's ``leads`` (names)
+    must not replace the image's lead count of the config."""
+    cfg = compose_config(["experiment=spectrogram_resnet50", "model.net.image_size=32"])
+    facts = {"num_classes": 5, "in_channels": 33, "seq_len": 23, "leads": lead_names,
+             "auxiliary_inputs": {}, "sampling_rate_hz": 128.0}
+    net = instantiate_with_facts(cfg.model.net, facts)
+    assert net.image_leads == 1 and net.in_channels == 33 and net.seq_len == 23
+
+
 def test_batch_norm_momentum_is_set_unless_null():
     def momenta(net):
         return {m.momentum for m in net.modules() if isinstance(m, nn.BatchNorm2d)}
@@ -160,8 +178,8 @@ def test_batch_norm_momentum_is_set_unless_null():
 def test_bad_network_options_are_clear_errors():
     with pytest.raises(ValueError, match="backbone='vgg16' is unknown"):
         SpectrogramImageCNN(5, 33, 23, backbone="vgg16")
-    with pytest.raises(ValueError, match="model.net.leads=2"):
-        SpectrogramImageCNN(5, 66, 23, leads=2)
+    with pytest.raises(ValueError, match="model.net.image_leads=2"):
+        SpectrogramImageCNN(5, 66, 23, image_leads=2)
     with pytest.raises(ValueError, match="image_size=16 is below 32"):
         SpectrogramImageCNN(5, 33, 23, image_size=16)
 
@@ -199,7 +217,7 @@ def test_ema_checkpoint_keeps_the_thresholds_of_its_epoch(tmp_path):
     torch.manual_seed(0)
     x = torch.randn(256, 4, 8)
     y = (x[:, 0, 0] > 0).long() + (x[:, 1, 0] > 1).long()
-    loader = DataLoader(TensorDataset(x, y), batch_size=32)
+    loader = named_loader(x, y, batch_size=32)
     task = ClassificationTask(nn.Sequential(nn.Flatten(), nn.Linear(32, 3)), nn.CrossEntropyLoss(),
                               partial(torch.optim.AdamW, lr=1e-2), class_names=["a", "b", "c"],
                               bootstrap_resamples=0)

@@ -1,8 +1,9 @@
 """SVDB, MIT-BIH + SVDB, sliding windows, SMOTE and the sampler boost.
 
-SVDB is not in ``$ECG_DATA_DIR``: short records with mixed N/S/V/F beats are written with
-``wfdb.wrsamp``/``wfdb.wrann``, served by a loopback PhysioNet mirror and downloaded by
-``prepare_data`` as the real database would be. MIT-BIH records are the real ones.
+Short records with mixed N/S/V/F beats are written with ``wfdb.wrsamp``/``wfdb.wrann``, served
+by a loopback PhysioNet mirror and downloaded by ``prepare_data`` as the real database would
+be. MIT-BIH records are the real ones; the real SVDB (``$ECG_DATA_DIR/svdb``, when there) is
+read whole once, for its record 860 whose last annotation lies at the record's end.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import wfdb
 from conftest import make_small_mitdb, serve_folder, write_checksums
 
 from ecg_lightning.data.beats import read_beat_windows
-from ecg_lightning.data.labels import AAMI_CLASSES
+from ecg_lightning.data.labels import AAMI_CLASSES, BEAT_SYMBOLS
 from ecg_lightning.data.mitdb import MITBIHDataModule
 from ecg_lightning.data.mitdb_svdb import MITDBSVDBDataModule
 from ecg_lightning.data.svdb import SVDBDataModule
@@ -110,14 +111,43 @@ def test_svdb_is_downloaded_with_aami_labels(svdb_mirror, tmp_path, monkeypatch)
     assert sorted(p.name for p in (tmp_path / "svdb").glob("*.hea")) == [f"{r}.hea" for r in SVDB_RECORDS]
     dm.setup()
     assert dm.class_names == ["N", "S", "V", "F", "Q"] and dm.info["fs"] == FS
-    assert dm.info["leads"] == {r: "ECG1" for r in SVDB_RECORDS}
+    assert dm.leads == ["ECG1"] and dm.info["leads"] == {r: ["ECG1"] for r in SVDB_RECORDS}
     for i, name in enumerate(SVDB_RECORDS):  # every written beat, by its AAMI class (A, S -> S)
         _, symbols = beat_plan(i)
         expected = np.array([dm.class_names.index(AAMI_OF[s]) for s in symbols])
         np.testing.assert_array_equal(dm.targets[dm.records == name], expected)
     assert set(np.unique(dm.groups)) == set(SVDB_RECORDS)  # one subject per record
     card = dm.describe()
-    assert card["split_paradigm"] == "subject_disjoint_random" and card["lead"] == ["ECG1"]
+    assert card["split_paradigm"] == "subject_disjoint_random" and card["leads"] == ["ECG1"]
+    assert card["annotations_past_record_end"] == {} and dm.inputs["signal"].shape[1] == 1
+
+
+def test_real_svdb_loads_and_drops_the_annotation_at_the_end_of_860(data_dir, tmp_path):
+    """The real SVDB: all 78 records load; 860's last beat mark, at sample 230,400 of its
+    230,400 samples, is dropped and counted on the card, and no other annotation is."""
+    root = data_dir / "svdb"
+    if not (root / "RECORDS").is_file():
+        pytest.skip(f"SVDB not found at {root} (set ECG_DATA_DIR)")
+    records = (root / "RECORDS").read_text().split()
+    assert len(records) == 78
+    header = wfdb.rdheader(str(root / "860"))
+    annotation = wfdb.rdann(str(root / "860"), "atr")
+    assert header.sig_len == 230_400 and annotation.sample.max() == 230_400  # the slip itself
+    dm = SVDBDataModule(root=str(root), cache_dir=str(tmp_path / "cache"))
+    dm.prepare_data()  # cold: every record read (about 2 s on 2 cores)
+    dm.setup()
+    assert sorted(np.unique(dm.records)) == sorted(records) and dm.info["missing_lead"] == {}
+    assert set(dm.info["leads"]) == set(records)
+    assert all(leads == ["ECG1"] for leads in dm.info["leads"].values())
+    card = dm.describe()
+    assert card["annotations_past_record_end"] == {"860": 1}
+    assert sorted(s for split in card["splits"].values() for s in split["subjects"]) == sorted(records)
+    # 860's items: every beat mark before its end (less any flat-line window), none at the end.
+    beats = np.isin(annotation.symbol, BEAT_SYMBOLS) & (annotation.sample < header.sig_len)
+    mine = dm.records == "860"
+    assert mine.sum() == beats.sum() - dm.info["flat_windows"]["860"]
+    assert dm.samples[mine].max() == annotation.sample[beats].max() < header.sig_len
+    assert dm.inputs["signal"].shape[1:] == (1, round(0.25 * 128) + round(0.45 * 128))
 
 
 # ---------------------------------------------------------------------------- sliding windows
@@ -133,7 +163,7 @@ def expected_windows(length: int, beat_samples, width: int, stride: int) -> list
 
 def test_sliding_windows_count_and_centre_beat_labels(data_root):
     path = data_root / "svdb" / "801"  # the record with a 4 s pause
-    read = read_beat_windows(path, lead="ECG1", fs=None, bandpass=None, derivative=False,
+    read = read_beat_windows(path, leads=["ECG1"], fs=None, bandpass=None, derivative=False,
                              smoothing_seconds=None, pre_seconds=0.25, post_seconds=0.45,
                              normalize="none", **SLIDING)
     length, width, stride = SECONDS * FS, 320, 64
@@ -149,7 +179,9 @@ def test_sliding_windows_count_and_centre_beat_labels(data_root):
     starts = np.array([s for s, i in zip(range(0, length - width + 1, stride), expected) if i is not None])
     np.testing.assert_array_equal(read["starts"], starts)
     signal = wfdb.rdrecord(str(path), channel_names=["ECG1"]).p_signal[:, 0]
-    np.testing.assert_allclose(read["windows"][7], signal[starts[7]:starts[7] + width], rtol=1e-6)
+    assert read["windows"].shape == (len(named), 1, width) and read["leads"] == ["ECG1"]
+    np.testing.assert_allclose(read["windows"][7, 0], signal[starts[7]:starts[7] + width], rtol=1e-6)
+    assert read["padded_at_edges"] == 0 and read["annotations_past_end"] == 0
 
 
 def test_sliding_datamodule_drops_beatless_windows_and_keeps_labels(data_root, cache_dir):
@@ -157,7 +189,7 @@ def test_sliding_datamodule_drops_beatless_windows_and_keeps_labels(data_root, c
     dm.prepare_data()
     dm.setup()
     count = (SECONDS * FS - 320) // 64 + 1
-    assert dm.inputs.shape[1:] == (1, 320)
+    assert dm.inputs["signal"].shape[1:] == (1, 320)
     for i, name in enumerate(SVDB_RECORDS):
         times, symbols = beat_plan(i)
         labels = expected_windows(SECONDS * FS, np.round(times * FS).astype(int), 320, 64)
@@ -178,8 +210,8 @@ def test_sliding_options_are_checked(data_root):
 # ---------------------------------------------------------------------------- MIT-BIH + SVDB
 def test_combined_resamples_mitdb_to_one_rate(combined, data_root):
     dm = combined
-    assert dm.info["fs"] == 128.0 and dm.inputs.shape[1:] == (1, 320)
-    assert dm.info["leads"]["mitdb/100"] == "MLII" and dm.info["leads"]["svdb/800"] == "ECG1"
+    assert dm.info["fs"] == 128.0 and dm.inputs["signal"].shape[1:] == (1, 320)
+    assert dm.info["leads"]["mitdb/100"] == ["MLII"] and dm.info["leads"]["svdb/800"] == ["ECG1"]
     # every record's counts travel with its database prefix, flat-line windows included
     assert set(dm.info["flat_windows"]) == set(dm.info["leads"])
     assert dm.describe_preprocessing()["flat_line_windows_dropped"] == 0
@@ -256,21 +288,31 @@ def test_smote_adds_f_items_to_train_only(spectrogram_dm):
     assert (synthetic_targets == f).all() and len(synthetic_targets) == goal - train_counts[f]
     assert smote.class_counts[f] == goal and smote.class_counts[:f] == plain.class_counts[:f]
     assert len(smote.dataset("train")) == len(plain.splits["train"]) + len(synthetic_targets)
+    assert set(synthetic_inputs) == {"signal"}  # one entry per named input
+    assert synthetic_inputs["signal"].shape == (len(synthetic_targets), *plain.inputs["signal"].shape[1:])
     for name in ("val", "test"):  # untouched: same items, same tensors
-        for ours, theirs in zip(smote.dataset(name).tensors, plain.dataset(name).tensors):
-            assert torch.equal(ours, theirs)
+        ours, theirs = smote.dataset(name), plain.dataset(name)
+        assert set(ours.inputs) == set(theirs.inputs) == {"signal"}
+        assert torch.equal(ours.inputs["signal"], theirs.inputs["signal"])
+        assert torch.equal(ours.targets, theirs.targets)
     np.testing.assert_array_equal(smote.splits["train"], plain.splits["train"])
+    train = smote.dataset("train")  # the real training items, then the synthetic ones
+    real = len(plain.splits["train"])
+    assert torch.equal(train.inputs["signal"][:real], plain.dataset("train").inputs["signal"])
+    assert torch.equal(train.inputs["signal"][real:], torch.from_numpy(synthetic_inputs["signal"]))
+    assert (train.targets[real:] == f).all()
     # Every synthetic spectrogram lies between two F spectrograms of the training split.
-    real_f = plain.inputs[plain.splits["train"][plain.targets[plain.splits["train"]] == f]]
+    real_f = plain.inputs["signal"][plain.splits["train"][plain.targets[plain.splits["train"]] == f]]
     flat = real_f.reshape(len(real_f), -1).astype(np.float64)
-    for item in synthetic_inputs[:5]:
+    for item in synthetic_inputs["signal"][:5]:
         assert on_a_segment(item.reshape(-1).astype(np.float64), flat)
     card = smote.describe()
     assert card["smote"]["synthetic_per_class"]["F"] == len(synthetic_targets)
     assert card["smote"]["fitted_on"] == "train"
     # Seeded: the same items again.
     again = spectrogram_dm(smote={"classes": ["F"], "k_neighbors": 5, "ratio": 0.2})
-    np.testing.assert_array_equal(again._synthetic[0], synthetic_inputs)
+    np.testing.assert_array_equal(again._synthetic[0]["signal"], synthetic_inputs["signal"])
+    np.testing.assert_array_equal(again._synthetic[1], synthetic_targets)
 
 
 def test_smote_refuses_classes_too_small_and_bad_options(spectrogram_dm, data_root):

@@ -25,8 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 def tiny(root: Path, records: Path) -> list[str]:
     """A few batches of a small LSTM on two records: a whole job in seconds."""
     return [f"paths.root_dir={root}", f"data.root={records}", "data.split=intra_patient",
-            "data.max_seconds=300", "data.batch_size=64", "model.net.hidden_size=16",
-            "model.net.num_layers=1", "debug=limit", "callbacks.progress_bar.refresh_rate=0",
+            "data.max_seconds=300", "data.batch_size=64", "model.net.width=8",
+            "debug=limit", "callbacks.progress_bar.refresh_rate=0",
             "bootstrap_resamples=10"]
 
 
@@ -111,7 +111,7 @@ def test_optuna_trial_that_raises_is_failed_and_the_study_goes_on(tmp_path, smal
     failing ones FAILED (and FAIL in the study), the others finish, the best is written."""
     result = multirun(tmp_path, *tiny(tmp_path, small_mitdb()), "hparams_search=optuna",
                       "hydra.sweeper.n_trials=3", "hydra.sweeper.params=null",
-                      "optimizer.lr=choice(0.001,-1)", "model.net.hidden_size=choice(8,16)",
+                      "optimizer.lr=choice(0.001,-1)", "model.net.width=choice(8,16)",
                       "seed=1")  # TPE seeded by `seed`: with 1, trials 0 and 2 draw lr=-1
     runs = runs_of(tmp_path)
     assert len(runs) == 3

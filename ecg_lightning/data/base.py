@@ -1,44 +1,38 @@
-"""The shared datamodule base: data root, download, cache, splits, class counts, loaders.
+"""The shared datamodule base: data root, download, cache, splits, named inputs, loaders.
 
-A database subclass supplies four things:
+A database subclass supplies:
 
 * ``slug`` (its PhysioNet slug, also its folder name) and ``physionet_version``;
 * ``preprocessing_config()``: everything that changes the cached arrays (hashed into the key);
 * ``build_arrays()``: read the raw files and return ``(arrays, info)`` to cache;
-* ``setup_items(arrays, info)``: set ``inputs`` [N, C, T], ``targets``, ``groups`` (subject of
-  every item) and ``class_names``; and ``split_indices()``: the train/val/test index arrays.
-  For ``spectrogram`` it also sets ``item_index`` (the cached row of every item) and caches
-  the windows under the array name ``signal_array`` (``"windows"``).
+* ``setup_items(arrays, info)``: set ``raw_inputs`` (named inputs of every item: ``signal``
+  ``[N, C, T]``, and optionally ``rr``, ``tabular`` ... ``[N, F]``), ``targets``, ``groups``
+  (subject of every item) and ``class_names``; and ``split_indices()``: the index arrays;
+* optionally ``fitted_transforms()``: the statistics it fits on the training split.
 
-Shared preprocessing after the splits (one input feature at most):
+Named inputs. A batch is a mapping ``{"signal": [B, C, T], "rr": [B, F], ..., "target": [B]}``
+from the datamodule through the task to the net (``NamedInputs`` and torch's default collate:
+one collate path). ``model_facts()["auxiliary_inputs"]`` tells the model the width of every
+input beside ``signal``; ``models/fusion.py`` feeds them to any beat classifier.
 
-* ``pca_components=K`` fits a PCA on the training split's flattened inputs only and projects
-  every item onto it, so inputs become ``[N, 1, K]``: one channel whose "time" axis is the
-  sequence of principal-component scores. The fitted PCA is the datamodule's ``state_dict()``
-  (plain lists of floats), which Lightning stores in every checkpoint and restores with
-  ``load_state_dict()``, so a checkpoint is tested on the same projection it was trained on.
-* ``spectrogram={nperseg, hop, nfft, window, log}`` replaces every window by its short-time
-  Fourier magnitude (``features.py``), inputs ``[N, C * F bins, frames]``. It is computed once
-  for every cached row and cached next to the windows under a hash of the preprocessing config
-  and the spectrogram config, so a label scheme or split change reuses it.
+Features, in order, after the splits:
 
-Class imbalance, for single-label data: ``sampler=weighted`` draws training batches with
-torch's ``WeightedRandomSampler`` (inverse class frequency, with replacement, as many draws as
-training items, seeded); ``sampler=undersample`` keeps a random class-balanced subset of the
-training split (imbalanced-learn's ``RandomUnderSampler``, seeded), chosen once in ``setup``.
-``class_counts`` reports what training then draws, so a loss weighting never corrects twice.
-``sampler_boost={F: 2.0}`` multiplies those classes' sampler weights (``sampler=weighted``
-only): F is then drawn twice as often as any other class. It is a deliberate emphasis on top
-of the balance, so ``class_counts`` stay the balanced draws and a loss weighting leaves it in
-place; the dataset card shows the boosted expected draws.
+1. ``spectrogram={nperseg, hop, nfft, window, log}`` replaces every window by its short-time
+   Fourier magnitude (``features.py``), ``signal`` ``[N, C * F bins, frames]``; computed once
+   for every cached row and cached next to the windows.
+2. Fitted transforms (``transforms.py``): fitted on the training split only, saved in the
+   datamodule's ``state_dict()`` (so in every checkpoint) and applied to every split,
+   ``evaluate`` and ``predict``. The base offers ``pca_components=K`` (scikit-learn's PCA of
+   the flattened windows: ``signal`` becomes ``[N, 1, K]``, the sequence of component
+   scores); databases add theirs (PTB-XL's standardisation and tabular imputation, the beat
+   databases' RR scaling).
+3. Class imbalance on the training split (``imbalance.py``): ``sampler``, ``sampler_boost``,
+   ``smote``.
 
-``smote={classes: [F], k_neighbors: 5, ratio: 0.5}`` adds synthetic training items of the
-listed classes with imbalanced-learn's ``SMOTE`` (seeded), after the split and on the
-training split's model inputs only (after the spectrogram or PCA; validation and test are
-never touched): each listed class grows to ``ratio`` x the largest training class (a class
-already that large is left alone). Synthetic items are kept apart from the real items
-(``inputs``, ``groups`` and the split indices stay the real ones) and join only the training
-dataset, its class counts and the sampler; the card lists them under ``smote``.
+Augmentation (``augment.py``, config group ``augment``): applied to the ``signal`` of training
+batches only, after they reach their device (``on_after_batch_transfer``), seeded by the run's
+seed, the process rank and the global step (so a resumed run draws what the uninterrupted one
+would have).
 
 Data-root contract: ``data.root``, else ``$ECG_DATA_DIR/<slug>``, else ``<data_dir>/<slug>``.
 """
@@ -54,18 +48,55 @@ from typing import ClassVar
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
+from sklearn.decomposition import PCA
+from torch.utils.data import DataLoader, Dataset
 
+from ecg_lightning.data import imbalance
 from ecg_lightning.data.cache import CorruptCacheError, config_hash, read_cache, write_cache
 from ecg_lightning.data.download import DataUnavailableError, download_physionet
 from ecg_lightning.data.features import spectrogram, spectrogram_config
+from ecg_lightning.data.transforms import (FittedTransform, apply_transforms,
+                                           load_transforms_state, transforms_state)
 
 log = logging.getLogger(__name__)
 
 STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",),
                 "predict": ("test",)}
-SAMPLERS = ("none", "weighted", "undersample")
-SMOTE_DEFAULTS = {"classes": None, "k_neighbors": 5, "ratio": 0.5}
+SIGNAL = "signal"   # the waveform (or its spectrogram) every net reads
+TARGET = "target"   # the label(s) in every batch
+RECORD = "record"   # the code of every item's record (``record_names``), for per-record figures
+
+
+class NamedInputs(Dataset):
+    """Items as mappings ``{input name: tensor, ..., "target": tensor}``.
+
+    The DataLoader asks for a whole batch at once (``__getitems__``, which torch's fetcher
+    prefers to one ``__getitem__`` per item): one fancy index per input instead of a Python
+    loop over the batch, and the batch arrives already stacked (``collate_fn=keep_batch``).
+    """
+
+    def __init__(self, inputs: dict[str, np.ndarray], targets: np.ndarray,
+                 records: np.ndarray | None = None) -> None:
+        self.inputs = {name: torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
+                       for name, values in inputs.items()}
+        self.targets = torch.from_numpy(np.asarray(targets))
+        self.extras = {} if records is None else {RECORD: torch.from_numpy(np.asarray(records))}
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitems__(self, indices) -> dict[str, torch.Tensor]:
+        return self[torch.as_tensor(indices, dtype=torch.long)]
+
+    def __getitem__(self, index) -> dict[str, torch.Tensor]:
+        return {**{name: values[index] for name, values in self.inputs.items()},
+                TARGET: self.targets[index],
+                **{name: values[index] for name, values in self.extras.items()}}
+
+
+def keep_batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The DataLoader's collate function: ``NamedInputs.__getitems__`` already stacked it."""
+    return batch
 
 
 class ECGDataModule(L.LightningDataModule):
@@ -81,12 +112,18 @@ class ECGDataModule(L.LightningDataModule):
                  batch_size: int = 256, num_workers: int = 0, download: bool = True,
                  pca_components: int | None = None, sampler: str = "none",
                  spectrogram: dict | None = None, sampler_boost: dict | None = None,
-                 smote: dict | None = None) -> None:
+                 smote: dict | None = None, augment=None, rr_features=None) -> None:
         super().__init__()
+        if rr_features:  # the beat databases (beats.py) take this option themselves
+            raise ValueError(f"data.rr_features={list(rr_features)}: {self.slug} items are not "
+                             "beats cut around annotated or detected positions, so they have no "
+                             "RR intervals; RR features exist for the WFDB beat databases "
+                             "(mitdb, svdb, nsrdb, ecgiddb). Set data.rr_features=null")
         if pca_components is not None and pca_components < 1:
             raise ValueError(f"data.pca_components={pca_components} must be a positive integer or null")
-        if sampler not in SAMPLERS:
-            raise ValueError(f"data.sampler={sampler!r} is unknown; valid: {', '.join(SAMPLERS)}")
+        if sampler not in imbalance.SAMPLERS:
+            raise ValueError(f"data.sampler={sampler!r} is unknown; valid: "
+                             f"{', '.join(imbalance.SAMPLERS)}")
         if sampler != "none" and self.task == "multilabel":
             raise ValueError(f"data.sampler={sampler} balances single-label classes, but {self.slug} "
                              "items carry several labels; use data.sampler=none (and a loss "
@@ -98,11 +135,14 @@ class ECGDataModule(L.LightningDataModule):
         bad = {name: factor for name, factor in sampler_boost.items() if not factor > 0}
         if bad:
             raise ValueError(f"data.sampler_boost factors must be positive numbers, got {bad}")
-        smote = smote_config(smote, sampler, self.task)
         spectrogram = spectrogram_config(spectrogram)
         if spectrogram is not None and pca_components is not None:
             raise ValueError("data.spectrogram and data.pca_components are both set: they are "
                              "alternative input features; set one of them to null")
+        if augment is not None and (spectrogram is not None or pca_components is not None):
+            raise ValueError("augment: augmentation works on waveform windows, and "
+                             "data.spectrogram / data.pca_components turn them into other "
+                             "features; use augment=none with them")
         self._root = root
         self.data_dir = data_dir
         self.cache_dir = cache_dir
@@ -112,21 +152,25 @@ class ECGDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.download = download
         self.pca_components = pca_components
-        self._pca: dict | None = None  # fitted (or loaded) PCA, see state_dict()
         self.sampler = sampler
         self.sampler_boost = sampler_boost
-        self.smote = smote
+        self.smote = imbalance.smote_config(smote, sampler, self.task)
         self.spectrogram = spectrogram
+        self.augment = augment
+        self._transforms: list[FittedTransform] | None = None
         # Filled by setup().
-        self.inputs: np.ndarray | None = None
+        self.raw_inputs: dict[str, np.ndarray] = {}  # named inputs as the database yields them
+        self.inputs: dict[str, np.ndarray] = {}      # model inputs: features + fitted transforms
+        self._features: dict[str, np.ndarray] | None = None  # after the spectrogram, before fits
         self.targets: np.ndarray | None = None
         self.groups: np.ndarray | None = None
         self.class_names: list[str] = []
         self.splits: dict[str, np.ndarray] | None = None
-        self._raw_inputs: np.ndarray | None = None  # inputs before PCA or spectrogram
         self._train_before_sampling: np.ndarray | None = None  # train split before undersampling
-        self._synthetic: tuple[np.ndarray, np.ndarray] | None = None  # SMOTE (inputs, targets)
-        self._datasets: dict[str, TensorDataset] = {}
+        self._synthetic: tuple[dict, np.ndarray] | None = None  # SMOTE (inputs, targets)
+        self._datasets: dict[str, NamedInputs] = {}
+        self.item_record_names: list[str] = []  # batch["record"] codes -> names
+        self.item_record_codes: np.ndarray | None = None
 
     # ------------------------------------------------------------------ subclass hooks
     def preprocessing_config(self) -> dict:
@@ -141,9 +185,27 @@ class ECGDataModule(L.LightningDataModule):
     def split_indices(self) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
+    def item_records(self) -> np.ndarray:
+        """The record every item comes from (per-record figures and the record bootstrap);
+        the subject where a database has no records of its own."""
+        return self.groups
+
     def describe_preprocessing(self) -> dict:
         """Facts for the dataset card beyond the generic ones (rate, window, leads...)."""
         return {}
+
+    def fitted_transforms(self) -> list[FittedTransform]:
+        """The statistics fitted on the training split, in the order they apply."""
+        if self.pca_components is None:
+            return []
+        return [FittedTransform("pca", SIGNAL, PCA(n_components=self.pca_components,
+                                                   random_state=self.seed),
+                                option=f"data.pca_components={self.pca_components}")]
+
+    @property
+    def sampling_rate_hz(self) -> float | None:
+        """The rate of the ``signal`` windows (``None`` where the database has none)."""
+        return None
 
     # ------------------------------------------------------------------ data root
     @property
@@ -188,27 +250,69 @@ class ECGDataModule(L.LightningDataModule):
         return read_or_build(self.cache_path, build)
 
     # ------------------------------------------------------------------ setup
+    @property
+    def transforms(self) -> list[FittedTransform]:
+        if self._transforms is None:
+            self._transforms = self.fitted_transforms()
+        return self._transforms
+
     def setup(self, stage: str | None = None) -> None:
         if self.splits is None:
             arrays, info = self.cached_arrays()
             self.setup_items(arrays, info)
             self.splits = {name: np.asarray(idx, dtype=np.int64)
                            for name, idx in self.split_indices().items()}
-            self._raw_inputs = self.inputs
+            names, self.item_record_codes = np.unique(np.asarray(self.item_records()).astype(str),
+                                                 return_inverse=True)
+            self.item_record_names = names.tolist()
             self.boost_factors()  # an unknown class in data.sampler_boost fails here, not later
+            if self.augment is not None and self.sampling_rate_hz is None:
+                raise ValueError(f"augment: {self.slug} items carry no sampling rate, which the "
+                                 "augmentations (wander in Hz, shifts in seconds) need; use "
+                                 "augment=none")
+            features = dict(self.raw_inputs)
             if self.spectrogram is not None:
-                self.inputs = self.spectrogram_inputs(arrays)
-            if self.pca_components is not None:
-                if self._pca is None:  # a state loaded before setup is used as it is
-                    self._pca = self.fit_pca()
-                self.apply_pca()
-            if self.smote is not None and self._synthetic is None:  # on the model inputs
-                self._synthetic = self.oversample()
-            if self.sampler == "undersample":  # after the features: PCA sees the whole split
+                features[SIGNAL] = self.spectrogram_inputs(arrays)
+            self._features = features
+            self.apply_fitted_transforms()  # fitted on the whole training split
+            if self.sampler == "undersample":
                 self._train_before_sampling = self.splits["train"]
-                self.splits["train"] = self.undersample(self.splits["train"])
+                self.splits["train"] = imbalance.undersample(
+                    self.splits["train"], self.targets[self.splits["train"]], self.class_names,
+                    self.seed)
         for name in STAGE_SPLITS.get(stage, ("train", "val", "test")):
             self.dataset(name)
+
+    def apply_fitted_transforms(self) -> None:
+        """Model inputs from the features: every transform fitted on train (unless loaded),
+        then SMOTE on the result; the datasets are rebuilt from them."""
+        self.inputs = apply_transforms(self.transforms, self._features, self.splits["train"])
+        if self.smote is not None:
+            train = self.splits["train"]
+            self._synthetic = imbalance.smote_items(
+                {name: values[train] for name, values in self.inputs.items()},
+                self.targets[train], self.smote, self.class_names, self.seed, self.slug)
+        self._datasets = {}
+
+    def features(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Model inputs for new items (``signal`` ``[N, C, T]`` windows and any auxiliary
+        input), transformed as the training items were: what ``predict`` feeds a checkpoint."""
+        inputs = {name: np.asarray(values, dtype=np.float32) for name, values in inputs.items()}
+        if self.spectrogram is not None:
+            inputs[SIGNAL] = spectrogram(inputs[SIGNAL], self.spectrogram)
+        return apply_transforms(self.transforms, inputs)
+
+    def state_dict(self) -> dict:
+        """The fitted transforms as plain data (checkpoints load with ``weights_only=True``)."""
+        state = transforms_state(self.transforms)
+        return {"transforms": state} if state else {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Use a checkpoint's fitted transforms instead of refitting; re-applied after setup."""
+        load_transforms_state(self.transforms, state_dict.get("transforms", {}),
+                              f"the checkpoint's {type(self).__name__} state")
+        if self._features is not None:
+            self.apply_fitted_transforms()
 
     # ------------------------------------------------------------------ spectrogram
     @property
@@ -240,19 +344,6 @@ class ECGDataModule(L.LightningDataModule):
         return np.asarray(cached["spectrogram"][self.item_index])  # rows -> items, in memory
 
     # ------------------------------------------------------------------ class imbalance
-    def undersample(self, train: np.ndarray) -> np.ndarray:
-        """A random class-balanced subset of the training indices (every class cut to the smallest)."""
-        from imblearn.under_sampling import RandomUnderSampler
-
-        targets = self.targets[train]
-        present = [self.class_names[c] for c in np.unique(targets)]
-        if len(present) < 2:
-            raise ValueError(f"data.sampler=undersample needs two classes or more in the training "
-                             f"split; it holds {present or 'no item'}")
-        sampler = RandomUnderSampler(random_state=self.seed)
-        sampler.fit_resample(train.reshape(-1, 1), targets)  # the indices stand in for the items
-        return np.sort(train[sampler.sample_indices_])
-
     def train_targets(self) -> np.ndarray:
         """Targets of the training dataset: the real training items, then the SMOTE items."""
         targets = self.targets[self.splits["train"]]
@@ -268,15 +359,8 @@ class ECGDataModule(L.LightningDataModule):
                              f"not have; its classes: {', '.join(self.class_names)}")
         return np.array([self.sampler_boost.get(name, 1.0) for name in self.class_names])
 
-    def weighted_sampler(self) -> WeightedRandomSampler:
-        """Training draws with probability inverse to class size: balanced batches in expectation,
-        times ``sampler_boost`` for the boosted classes."""
-        targets = torch.from_numpy(self.train_targets())
-        per_class = torch.from_numpy(self.boost_factors()) / torch.bincount(
-            targets, minlength=self.num_classes).double()
-        return WeightedRandomSampler(per_class[targets], num_samples=len(targets),
-                                     replacement=True,
-                                     generator=torch.Generator().manual_seed(self.seed))
+    def weighted_sampler(self):
+        return imbalance.weighted_sampler(self.train_targets(), self.boost_factors(), self.seed)
 
     def expected_draws(self) -> list[int]:
         """Items per class the weighted sampler draws in one epoch, in expectation (with the boost)."""
@@ -284,90 +368,9 @@ class ECGDataModule(L.LightningDataModule):
         share = np.where(counts > 0, self.boost_factors(), 0.0)
         return np.round(counts.sum() * share / share.sum()).astype(int).tolist()
 
-    def oversample(self) -> tuple[np.ndarray, np.ndarray]:
-        """SMOTE items ``(inputs, targets)`` of ``smote.classes``, from the training split only."""
-        from imblearn.over_sampling import SMOTE
-
-        train = self.splits["train"]
-        targets = self.targets[train]
-        counts = np.bincount(targets, minlength=self.num_classes)
-        k, ratio = self.smote["k_neighbors"], self.smote["ratio"]
-        goal = {}
-        for name in self.smote["classes"]:
-            if name not in self.class_names:
-                raise ValueError(f"data.smote.classes names {name!r}, which {self.slug} does not "
-                                 f"have; its classes: {', '.join(self.class_names)}")
-            c = self.class_names.index(name)
-            if counts[c] < k + 1:  # SMOTE interpolates towards k neighbours of the same class
-                raise ValueError(f"data.smote: class {name} has {counts[c]} training items, fewer "
-                                 f"than k_neighbors + 1 = {k + 1}; lower data.smote.k_neighbors or "
-                                 f"leave {name} out of data.smote.classes")
-            goal[c] = max(int(counts[c]), round(ratio * counts.max()))
-        shape = self.inputs.shape[1:]
-        if all(goal[c] == counts[c] for c in goal):  # every listed class is large enough already
-            return np.zeros((0, *shape), dtype=np.float32), np.zeros(0, dtype=self.targets.dtype)
-        smote = SMOTE(sampling_strategy=goal, k_neighbors=k, random_state=self.seed)
-        inputs, labels = smote.fit_resample(self.inputs[train].reshape(len(train), -1), targets)
-        return (inputs[len(train):].reshape(-1, *shape).astype(np.float32),
-                labels[len(train):].astype(self.targets.dtype))
-
-    # ------------------------------------------------------------------ PCA
-    def fit_pca(self) -> dict:
-        """Fit ``pca_components`` principal components on the training split only."""
-        from sklearn.decomposition import PCA
-
-        train = self._raw_inputs[self.splits["train"]].reshape(len(self.splits["train"]), -1)
-        if self.pca_components > train.shape[1]:
-            raise ValueError(f"data.pca_components={self.pca_components} exceeds the input length "
-                             f"{train.shape[1]} (channels x samples per item); choose at most that")
-        pca = PCA(n_components=self.pca_components, random_state=self.seed).fit(train)
-        return {"components": pca.components_.tolist(), "mean": pca.mean_.tolist(),
-                "explained_variance_ratio": pca.explained_variance_ratio_.tolist()}
-
-    def apply_pca(self) -> None:
-        """Project every item onto the fitted components: ``inputs`` becomes ``[N, 1, K]``."""
-        self.inputs = self.project_pca(self._raw_inputs)
-        self._datasets = {}  # rebuilt from the projected inputs
-        if self._synthetic is not None:  # SMOTE items live in the input space: redraw them there
-            self._synthetic = self.oversample()
-
-    def project_pca(self, inputs: np.ndarray) -> np.ndarray:
-        """``[N, C, T]`` -> ``[N, 1, K]`` component scores of the fitted (or loaded) PCA."""
-        components = np.asarray(self._pca["components"], dtype=np.float32)
-        mean = np.asarray(self._pca["mean"], dtype=np.float32)
-        flat = inputs.reshape(len(inputs), -1)
-        if flat.shape[1] != components.shape[1]:
-            raise ValueError(f"the PCA state expects inputs of length {components.shape[1]}, "
-                             f"these items have {flat.shape[1]}: a checkpoint of other preprocessing?")
-        return ((flat - mean) @ components.T)[:, None, :].astype(np.float32)
-
-    def features(self, windows: np.ndarray) -> np.ndarray:
-        """Model inputs for new windows ``[N, C, T]``, transformed as the training items were
-        (spectrogram, then the saved PCA): what ``predict`` feeds a checkpoint."""
-        inputs = np.asarray(windows, dtype=np.float32)
-        if self.spectrogram is not None:
-            inputs = spectrogram(inputs, self.spectrogram)
-        if self._pca is not None:
-            inputs = self.project_pca(inputs)
-        return inputs
-
-    def state_dict(self) -> dict:
-        """The fitted PCA as plain lists of floats (checkpoints load with ``weights_only=True``)."""
-        return {"pca": self._pca} if self._pca is not None else {}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        """Use a saved PCA instead of refitting; re-projects the items if setup already ran."""
-        if not state_dict.get("pca"):
-            return
-        if self.pca_components is None:
-            raise ValueError("the checkpoint holds a PCA but data.pca_components is null; "
-                             f"set it to {len(state_dict['pca']['components'])}")
-        self._pca = state_dict["pca"]
-        if self._raw_inputs is not None:
-            self.apply_pca()
-
-    def dataset(self, name: str) -> TensorDataset:
-        """The TensorDataset of one split, built on first use."""
+    # ------------------------------------------------------------------ datasets
+    def dataset(self, name: str) -> NamedInputs:
+        """The dataset of one split, built on first use."""
         if self.splits is None:
             raise RuntimeError(f"{type(self).__name__}.setup() must run before its datasets are used")
         if name not in self._datasets:
@@ -375,13 +378,26 @@ class ECGDataModule(L.LightningDataModule):
             if index is None or len(index) == 0:
                 raise ValueError(f"the {name!r} split of {self.slug} is empty "
                                  f"(data.split={self.split}); choose another split or records")
-            inputs = np.ascontiguousarray(self.inputs[index], dtype=np.float32)
-            targets = self.targets[index]
+            inputs = {key: values[index] for key, values in self.inputs.items()}
+            targets, records = self.targets[index], self.item_record_codes[index]
             if name == "train" and self._synthetic is not None:  # SMOTE items train only
-                inputs = np.concatenate([inputs, self._synthetic[0]])
+                inputs = {key: np.concatenate([values, self._synthetic[0][key]])
+                          for key, values in inputs.items()}
                 targets = np.concatenate([targets, self._synthetic[1]])
-            self._datasets[name] = TensorDataset(torch.from_numpy(inputs), torch.from_numpy(targets))
+                records = np.concatenate([records, np.full(len(self._synthetic[1]), -1)])
+            self._datasets[name] = NamedInputs(inputs, targets, records)
         return self._datasets[name]
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """Training batches only, on their device: ``augment`` the ``signal``."""
+        trainer = self.trainer
+        if self.augment is None or trainer is None or not trainer.training:
+            return batch
+        signal = batch[SIGNAL]
+        generator = torch.Generator(device=signal.device)
+        generator.manual_seed(int(self.seed) * 1_000_003 + trainer.global_rank * 10_007
+                              + trainer.global_step)
+        return {**batch, SIGNAL: self.augment(signal, self.sampling_rate_hz, generator)}
 
     # ------------------------------------------------------------------ facts for run.py
     @property
@@ -390,21 +406,30 @@ class ECGDataModule(L.LightningDataModule):
 
     @property
     def in_channels(self) -> int:
-        return int(self.inputs.shape[1])
+        return int(self.inputs[SIGNAL].shape[1])
 
     @property
     def seq_len(self) -> int:
-        return int(self.inputs.shape[2])
+        return int(self.inputs[SIGNAL].shape[2])
+
+    @property
+    def auxiliary_inputs(self) -> dict[str, int]:
+        """Width of every named input beside ``signal`` (e.g. ``{"rr": 4}``)."""
+        return {name: int(np.prod(values.shape[1:])) for name, values in self.inputs.items()
+                if name != SIGNAL}
 
     def model_facts(self) -> dict:
         """What a model needs to know about the data, passed by run.py at instantiation."""
         return {"num_classes": self.num_classes, "in_channels": self.in_channels,
-                "seq_len": self.seq_len}
+                "seq_len": self.seq_len, "auxiliary_inputs": self.auxiliary_inputs}
 
     def data_facts(self) -> dict:
         """Everything needed to rebuild the model without the data: saved in every checkpoint."""
-        return {**self.model_facts(), "class_names": list(self.class_names), "task": self.task,
-                "class_counts": self.class_counts, "num_items": int(len(self.train_targets()))}
+        facts = {**self.model_facts(), "class_names": list(self.class_names), "task": self.task,
+                 "class_counts": self.class_counts, "num_items": int(len(self.train_targets()))}
+        if self.sampling_rate_hz is not None:  # predict resamples a new record to this rate
+            facts["sampling_rate_hz"] = float(self.sampling_rate_hz)
+        return facts
 
     def split_counts(self, name: str) -> np.ndarray:
         """Items per class in one split (positives per label for multilabel data); the training
@@ -442,7 +467,9 @@ class ECGDataModule(L.LightningDataModule):
         """The dataset card: what ``python -m ecg_lightning.summary`` prints."""
         card = {"database": self.slug, "root": str(self.root), "task": self.task,
                 "split": self.split, "label_classes": self.class_names,
-                "cache": str(self.cache_path), **self.describe_preprocessing(), "splits": {}}
+                "cache": str(self.cache_path), **self.describe_preprocessing(),
+                "inputs": {name: list(values.shape[1:]) for name, values in self.inputs.items()},
+                "splits": {}}
         card["sampler"] = self.sampler
         if self._train_before_sampling is not None:
             card["train_before_undersampling"] = self._per_class(self._train_before_sampling)
@@ -458,11 +485,16 @@ class ECGDataModule(L.LightningDataModule):
         if self.spectrogram is not None:
             card["spectrogram"] = {**self.spectrogram, "input_channels": self.in_channels,
                                    "frames": self.seq_len, "cache": str(self.spectrogram_cache_path)}
-        if self._pca is not None:
-            ratios = self._pca["explained_variance_ratio"]
-            card["pca"] = {"components": len(ratios), "fitted_on": "train",
-                           "explained_variance": round(float(sum(ratios)), 4),
-                           "explained_variance_ratio": [round(r, 4) for r in ratios]}
+        if self.transforms:
+            card["fitted_transforms"] = {t.name: t.describe() for t in self.transforms}
+        for transform in self.transforms:
+            if transform.name == "pca":
+                ratios = transform.estimator.explained_variance_ratio_
+                card["pca"] = {"components": len(ratios), "fitted_on": "train",
+                               "explained_variance": round(float(sum(ratios)), 4),
+                               "explained_variance_ratio": [round(float(r), 4) for r in ratios]}
+        if self.augment is not None:
+            card["augment"] = self.augment.describe()
         for name, index in self.splits.items():
             card["splits"][name] = {
                 "items": int(len(index)),
@@ -475,7 +507,7 @@ class ECGDataModule(L.LightningDataModule):
     def _loader(self, name: str, shuffle: bool, sampler=None) -> DataLoader:
         return DataLoader(self.dataset(name), batch_size=self.batch_size,
                           shuffle=shuffle and sampler is None, sampler=sampler,
-                          num_workers=self.num_workers,
+                          collate_fn=keep_batch, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 
     def train_dataloader(self) -> DataLoader:
@@ -487,35 +519,6 @@ class ECGDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False)
-
-
-def smote_config(config, sampler: str, task: str) -> dict | None:
-    """``data.smote`` checked and completed with the defaults; ``None`` stays ``None``."""
-    if config is None:
-        return None
-    config = {key: config[key] for key in config}  # a plain dict, also from a Hydra DictConfig
-    unknown = sorted(set(config) - set(SMOTE_DEFAULTS))
-    if unknown:
-        raise ValueError(f"data.smote has unknown keys {unknown}; valid: {', '.join(SMOTE_DEFAULTS)}")
-    config = {**SMOTE_DEFAULTS, **config}
-    classes = config["classes"]
-    if isinstance(classes, str) or not classes:
-        raise ValueError(f"data.smote.classes={classes!r} must be a non-empty list of class "
-                         "names, e.g. [F]")
-    config["classes"] = [str(name) for name in classes]
-    k, ratio = config["k_neighbors"], config["ratio"]
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"data.smote.k_neighbors={k!r} must be a positive integer")
-    if not isinstance(ratio, (int, float)) or not 0 < ratio <= 1:
-        raise ValueError(f"data.smote.ratio={ratio!r} must be in (0, 1]: a listed class grows to "
-                         "ratio x the largest training class")
-    if task == "multilabel":
-        raise ValueError("data.smote oversamples single-label classes; these items carry several "
-                         "labels: use data.smote=null")
-    if sampler == "undersample":
-        raise ValueError("data.smote adds training items and data.sampler=undersample removes "
-                         "them: choose one (data.sampler=weighted or none with SMOTE)")
-    return config
 
 
 def read_or_build(path: Path, build) -> tuple[dict[str, np.ndarray], dict]:

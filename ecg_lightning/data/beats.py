@@ -15,12 +15,30 @@ windows around an R-peak position. This module holds what they share:
   ``RECORDS`` in parallel, caches the windows, applies a label scheme (``aami``, ``binary``,
   ``symbols`` or ``identification``: one class per subject) and the generic splits.
 
+Leads: ``data.leads=[MLII, V1]`` reads those channels by name (a record that lacks one is an
+error naming it and its leads: mitdb 100, 103, 117, 123 and 124 have V5, V2 or V4 instead of
+V1); ``data.leads=all`` every channel of each record, MLII first where present (de Chazal et
+al. 2004's two leads, so the DS1/DS2 lists stay whole); ``data.leads=first`` each record's
+first channel; ``data.lead=<name>`` is the one-lead shorthand (not both). Unset, the database's
+own lead (mitdb MLII, svdb and nsrdb ECG1, ecgiddb "ECG I filtered").
+
+Every annotated beat is an item: a window that crosses the record's start or end is padded
+with the edge value (counted on the card as ``windows_padded_at_record_edges``), so mitdb's
+DS1/DS2 per-class counts are de Chazal et al.'s exactly. Annotations at or past a record's last
+sample (SVDB 860 marks a beat at its sample 230,400 of 230,400) are dropped and counted per
+record (``annotations_past_record_end``).
+
+RR-interval features (``data.rr_features``, ``rr.py``): the named input ``rr`` of every beat,
+from the record's beat positions; scaled by a StandardScaler fitted on the training split.
+
 Splits offered here (a database adds its own, e.g. mitdb's ``inter_patient``):
 
 * ``time``: within every subject, earlier beats train, later beats validate, the last ones
   test (the identification paradigm; random beats would put neighbours on both sides);
 * ``intra_patient``: stratified random beats (patient-leaky; logged as such);
-* ``record``: random whole subjects, seeded; ``kfold``: subject-disjoint k-fold.
+* ``record``: random whole subjects, seeded; ``kfold``: subject-disjoint k-fold;
+* ``external``: every record tests (nothing trains): external validation of a checkpoint
+  trained on another database (``evaluate ckpt=... data=svdb`` chooses it).
 
 Sliding windows (``segmentation="sliding"``): a record of ``T`` samples gives
 ``floor((T - W) / S) + 1`` windows of ``W`` samples, starting every ``S`` samples. A window is
@@ -45,19 +63,31 @@ import wfdb
 from neurodsp.filt.iir import apply_iir_filter, design_iir_filter
 from scipy.ndimage import uniform_filter1d
 from wfdb.io import _signal
-from wfdb.processing import correct_peaks, gqrs_detect, resample_sig, resample_singlechan
+from sklearn.preprocessing import StandardScaler
+from wfdb.processing import correct_peaks, gqrs_detect, resample_multichan, resample_sig
 
-from ecg_lightning.data.base import ECGDataModule
+from ecg_lightning.data.base import SIGNAL, ECGDataModule
 from ecg_lightning.data.labels import (BEAT_SYMBOLS, LABEL_SCHEMES, MITDB_SYMBOLS, encode_symbols,
                                        scheme_classes)
+from ecg_lightning.data.rr import check_rr_features, rr_features
 from ecg_lightning.data.splits import group_kfold, group_split, stratified_split, time_split
+from ecg_lightning.data.transforms import FittedTransform
 
 NORMALIZATIONS = ("zscore", "minmax", "none")
 BEAT_SOURCES = ("annotations", "detector")
 SEGMENTATIONS = ("beats", "sliding")
+RR_SCALINGS = ("standard", "none")
+TEMPLATES = ("subtract", "append")
+# External evaluation (``evaluate ckpt=<mitdb> data=svdb``): a lead the other database lacks is
+# read as its equivalent there. MIT-BIH's MLII (and V1) are SVDB's and NSRDB's ECG1 (and
+# ECG2): both databases were recorded with the same Holter practice, and their headers name
+# no lead.
+LEAD_EQUIVALENTS = {"MLII": "ECG1", "V1": "ECG2", "ECG1": "MLII", "ECG2": "V1"}
+AAMI_SCORED = ("N", "S", "V", "F")  # AAMI EC57 scores these; Q (unclassifiable) is left out
 SPLIT_PARADIGM = {"time": "within_subject_time", "intra_patient": "intra_patient",
                   "record": "subject_disjoint_random", "kfold": "subject_disjoint_kfold",
-                  "inter_patient": "inter_patient", "records": "subject_disjoint_fixed"}
+                  "inter_patient": "inter_patient", "records": "subject_disjoint_fixed",
+                  "external": "external_all_records"}
 # Pan & Tompkins 1985 five-point derivative, y(n) = (-x(n-2) - 2x(n-1) + 2x(n+1) + x(n+2)) / 8,
 # written as a convolution kernel (np.convolve flips it).
 DERIVATIVE_KERNEL = np.array([1.0, 2.0, 0.0, -2.0, -1.0]) / 8.0
@@ -154,14 +184,32 @@ ANNOTATION_FIT_MIN = 0.7
 ANNOTATION_FIT_MIN_BEATS = 100
 
 
+def drop_past_end(path: Path, annotation: wfdb.Annotation, length: int) -> int:
+    """Drop the annotations at or past the record's last sample; return how many.
+
+    SVDB record 860's ``.atr`` marks a beat at sample 230,400 of a 230,400-sample record: one
+    such mark is a slip of the annotator's tools, not a reason to refuse the database. Many
+    beats past the end (more than 1 % of them) still mean the file belongs to a longer record.
+    """
+    past = annotation.sample >= length
+    if not past.any():
+        return 0
+    beats = np.isin(annotation.symbol, BEAT_SYMBOLS)
+    if (past & beats).sum() > max(1, 0.01 * beats.sum()):
+        raise ValueError(f"record {path}: {path}.atr marks {(past & beats).sum()} beats at or "
+                         f"beyond the record's {length} samples (the last at sample "
+                         f"{annotation.sample.max()}): an annotation file of another record?")
+    keep = ~past
+    annotation.sample = annotation.sample[keep]
+    annotation.symbol = list(np.asarray(annotation.symbol)[keep])
+    annotation.aux_note = list(np.asarray(annotation.aux_note, dtype=object)[keep])
+    return int(past.sum())
+
+
 def check_annotations_fit(path: Path, signal: np.ndarray, annotation: wfdb.Annotation,
                           fs: float) -> None:
     """An annotation file that does not belong to its record is an error, not silent noise."""
     beats = annotation.sample[np.isin(annotation.symbol, BEAT_SYMBOLS)]
-    if len(beats) and beats.max() >= len(signal):
-        raise ValueError(f"record {path}: {path}.atr marks a beat at sample {beats.max()}, "
-                         f"beyond the record's {len(signal)} samples: an annotation file of "
-                         "another record?")
     half = round(0.06 * fs)
     if len(beats) < ANNOTATION_FIT_MIN_BEATS or len(signal) <= 2 * half + 1:
         return
@@ -194,89 +242,164 @@ def is_flat(raw: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
     return np.ptp(windows, axis=1) < FLAT_PEAK_TO_PEAK
 
 
-def read_beat_windows(path: Path, lead: str | None, fs: float | None, bandpass, derivative: bool,
+def with_record_template(windows: np.ndarray, records: np.ndarray, mode: str | None) -> np.ndarray:
+    """``record_template``: each window minus the median window of its own record, per lead
+    (``subtract``), or both side by side (``append``: ``[N, 2 * leads, T]``); ``None`` keeps
+    the windows.
+
+    The median beat of a record is its patient's usual beat; the difference from it is what a
+    beat does unlike that patient's others, which carries across patients better than the raw
+    shape (a ventricular beat differs from its record's median, a supraventricular one barely).
+    Computed from the record's own beats, without their labels, so ``predict`` does the same on
+    a new record.
+    """
+    if mode is None:
+        return windows
+    difference = np.empty_like(windows)
+    for record in np.unique(records):
+        mine = records == record
+        difference[mine] = windows[mine] - np.median(windows[mine], axis=0, keepdims=True)
+    return difference if mode == "subtract" else np.concatenate([windows, difference], axis=1)
+
+
+def resolve_leads(lead: str | None, leads, default: str):
+    """``data.lead`` (one lead, the shorthand) and ``data.leads`` as one value: a list of
+    names, ``"all"`` or ``"first"``; both unset reads the database's ``default`` lead."""
+    if lead is not None and leads is not None:
+        raise ValueError(f"data.lead={lead!r} and data.leads={leads!r} are both set: data.lead is "
+                         f"the one-lead shorthand of data.leads=[{lead}]; set one of them to null")
+    if leads is None:
+        return [str(lead if lead is not None else default)]
+    if isinstance(leads, str):
+        if leads not in ("all", "first"):
+            raise ValueError(f"data.leads={leads!r}: give a list of lead names (e.g. [MLII, V1]), "
+                             "all (every channel, MLII first) or first (each record's first channel)")
+        return leads
+    leads = [str(name) for name in leads]
+    if not leads or len(set(leads)) != len(leads):
+        raise ValueError(f"data.leads={leads}: give distinct lead names, e.g. [MLII, V1]")
+    return leads
+
+
+def choose_channels(header: wfdb.Record, leads) -> list[str] | None:
+    """The channel names to read, in order; ``None`` when the record lacks a named lead.
+
+    ``leads``: a list of names; ``"all"``: every channel, MLII first where the record has it
+    (de Chazal et al. 2004 used MLII and each record's other lead, whatever it is);
+    ``"first"``: the record's first channel.
+    """
+    names = list(header.sig_name)
+    if leads == "first":
+        return names[:1]
+    if leads == "all":
+        return sorted(names, key=lambda name: name != "MLII")  # stable: header order otherwise
+    return list(leads) if all(lead in names for lead in leads) else None
+
+
+def pad_windows(signal: np.ndarray, centres: np.ndarray, pre: int, post: int) -> np.ndarray:
+    """``[n, C, pre + post]`` windows of ``signal`` ``[C, T]`` starting ``pre`` before each centre;
+    a window that crosses the record's edge is padded with the edge value (so every annotated
+    beat is an item, and the published per-class counts hold)."""
+    padded = np.pad(signal, ((0, 0), (pre, post)), mode="edge")
+    view = np.lib.stride_tricks.sliding_window_view(padded, pre + post, axis=1)  # [C, T+1, W]
+    return np.moveaxis(view[:, centres], 0, 1)  # centre c starts at padded index c
+
+
+def read_beat_windows(path: Path, leads, fs: float | None, bandpass, derivative: bool,
                       smoothing_seconds: float | None, pre_seconds: float, post_seconds: float,
                       normalize: str, beats: str = "annotations",
                       max_seconds: float | None = None, segmentation: str = "beats",
                       window_seconds: float | None = None,
                       stride_seconds: float | None = None,
-                      check_annotations: bool = True) -> dict | None:
-    """Windows around every beat position of one record; ``None`` if it lacks ``lead``.
+                      check_annotations: bool = True) -> dict:
+    """Windows ``[n, leads, samples]`` around every beat position of one record.
 
-    ``lead=None`` reads each record's first channel. ``max_seconds`` reads only the start of
-    long records (nsrdb holds 24 h per subject). Beats too close to either end for a full
-    window are dropped and counted. ``segmentation="sliding"`` cuts windows of
-    ``window_seconds`` every ``stride_seconds`` instead, each named by its centre beat
-    (``samples`` is then that beat's sample, ``starts`` the window's first sample).
+    ``leads``: a list of channel names, ``"all"`` or ``"first"`` (see ``choose_channels``); a
+    record without a named lead returns ``{"missing_leads": ..., "record_leads": ...}``.
+    ``max_seconds`` reads only the start of long records (nsrdb holds 24 h per subject).
+    Windows that cross the record's edge are padded with the edge value and counted
+    (``padded_at_edges``). ``segmentation="sliding"`` cuts windows of ``window_seconds`` every
+    ``stride_seconds`` instead, each named by its centre beat (``samples`` is then that beat's
+    sample, ``starts`` the window's first sample). Also returned, for RR features: every beat
+    position (``beat_samples``) and every ``~`` signal-quality mark (``gap_samples``).
     """
     # The header is read here and again by rdrecord: about 1 ms a record, less than reading
     # every channel to get their sizes from rdrecord alone (+12 % cold mitdb preparation, measured).
     header = wfdb.rdheader(str(path))
     check_data_files(path, header)
+    channels = choose_channels(header, leads)
+    if channels is None:
+        return {"missing_leads": [lead for lead in leads if lead not in header.sig_name],
+                "record_leads": list(header.sig_name)}
     sampto = None if max_seconds is None else min(header.sig_len, round(max_seconds * header.fs))
-    channels = {"channels": [0]} if lead is None else {"channel_names": [lead]}
     try:
-        record = wfdb.rdrecord(str(path), sampto=sampto, **channels)
+        record = wfdb.rdrecord(str(path), sampto=sampto, channel_names=channels)
     except Exception as error:  # e.g. a byte layout other than the header's
         raise ValueError(f"record {path}: cannot read its signal ({error}): corrupt data file?") from error
-    if record.sig_name is None:  # wfdb returns no signal when the record lacks the lead
-        return None
-    signal = record.p_signal[:, 0]
-    missing = np.flatnonzero(~np.isfinite(signal))
-    if len(missing):  # wfdb reads a WFDB "invalid sample" as NaN
-        raise ValueError(f"record {path}: lead {record.sig_name[0]} holds {len(missing)} NaN or "
-                         f"infinite samples, the first at sample {missing[0]} "
-                         f"({missing[0] / record.fs:.2f} s); leave the record out (data.root with "
-                         "a RECORDS file without it) or read another lead")
+    signal = record.p_signal  # [T, C]
+    for channel, name in enumerate(record.sig_name):
+        missing = np.flatnonzero(~np.isfinite(signal[:, channel]))
+        if len(missing):  # wfdb reads a WFDB "invalid sample" as NaN
+            raise ValueError(f"record {path}: lead {name} holds {len(missing)} NaN or "
+                             f"infinite samples, the first at sample {missing[0]} "
+                             f"({missing[0] / record.fs:.2f} s); leave the record out (data.root "
+                             "with a RECORDS file without it) or read another lead")
     rate = record.fs
-
+    past_end = 0
+    gap_samples = np.zeros(0, dtype=np.int64)
     if beats == "annotations":
         try:
             annotation = wfdb.rdann(str(path), "atr", sampto=sampto)
         except FileNotFoundError as error:
             raise FileNotFoundError(f"record {path}: annotation file {path}.atr is missing") from error
+        past_end = drop_past_end(path, annotation, len(signal))
         if check_annotations:
-            check_annotations_fit(path, signal, annotation, rate)
+            check_annotations_fit(path, signal[:, 0], annotation, rate)
         if fs is not None and fs != rate:
-            signal, annotation = resample_singlechan(signal, annotation, rate, fs)
+            signal, annotation = resample_multichan(signal, annotation, rate, fs)
             rate = fs
+            past_end += drop_past_end(path, annotation, len(signal))  # rounding at the end
         samples, symbols = annotation.sample, np.asarray(annotation.symbol)
+        gap_samples = samples[symbols == "~"].astype(np.int64)
     else:
         if fs is not None and fs != rate:
-            signal, _ = resample_sig(signal, rate, fs)
+            signal = np.stack([resample_sig(signal[:, c], rate, fs)[0]
+                               for c in range(signal.shape[1])], axis=1)
             rate = fs
-        samples = detect_r_peaks(signal, rate)
+        samples = detect_r_peaks(signal[:, 0], rate)
         symbols = np.full(len(samples), "N")  # the detector finds beats, not their types
-    raw, signal = signal, filter_signal(signal, rate, bandpass, derivative, smoothing_seconds)
+    raw = signal.T  # [C, T]
+    signal = np.stack([filter_signal(lead, rate, bandpass, derivative, smoothing_seconds)
+                       for lead in raw])
+    is_beat = np.isin(symbols, BEAT_SYMBOLS)
+    beat_samples = np.unique(samples[is_beat]).astype(np.int64)
+    common = {"beat_samples": beat_samples, "gap_samples": gap_samples, "fs": float(rate),
+              "leads": list(record.sig_name), "annotations_past_end": past_end}
 
     if segmentation == "sliding":
-        is_beat = np.isin(symbols, BEAT_SYMBOLS)  # rhythm and noise marks name no window
         order = np.argsort(samples[is_beat], kind="stable")
-        beat_samples, beat_symbols = samples[is_beat][order], symbols[is_beat][order]
+        sorted_samples, sorted_symbols = samples[is_beat][order], symbols[is_beat][order]
         width = round(window_seconds * rate)
-        starts, nearest = sliding_window_labels(len(signal), width, round(stride_seconds * rate),
-                                                beat_samples)
+        starts, nearest = sliding_window_labels(signal.shape[1], width,
+                                                round(stride_seconds * rate), sorted_samples)
         named = nearest >= 0
-        flat = is_flat(raw, starts[named], width)
+        flat = is_flat(raw[0], starts[named], width)
         keep = np.flatnonzero(named)[~flat]
-        windows = (np.lib.stride_tricks.sliding_window_view(signal, width)[starts[keep]]
-                   if len(keep) else np.zeros((0, width)))
-        return {"windows": normalize_windows(windows.astype(np.float32), normalize),
-                "symbols": beat_symbols[nearest[keep]],
-                "samples": beat_samples[nearest[keep]].astype(np.int64),
+        windows = pad_windows(signal, starts[keep], 0, width)
+        return {**common, "windows": normalize_windows(windows.astype(np.float32), normalize),
+                "symbols": sorted_symbols[nearest[keep]],
+                "samples": sorted_samples[nearest[keep]].astype(np.int64),
                 "starts": starts[keep], "windows_without_beat": int((~named).sum()),
-                "flat_windows": int(flat.sum()), "dropped_at_edges": 0, "fs": float(rate),
-                "lead": record.sig_name[0]}
+                "flat_windows": int(flat.sum()), "padded_at_edges": 0}
 
     pre, post = round(pre_seconds * rate), round(post_seconds * rate)
-    inside = np.flatnonzero((samples - pre >= 0) & (samples + post <= len(signal)))
-    flat = is_flat(raw, samples[inside] - pre, pre + post)
-    keep = inside[~flat]
-    windows = np.lib.stride_tricks.sliding_window_view(signal, pre + post)[samples[keep] - pre]
-    return {"windows": normalize_windows(windows.astype(np.float32), normalize),
+    crosses_edge = (samples - pre < 0) | (samples + post > signal.shape[1])
+    flat = is_flat(np.pad(raw[0], (pre, post), mode="edge"), samples, pre + post)
+    keep = np.flatnonzero(~flat)
+    windows = pad_windows(signal, samples[keep], pre, post)
+    return {**common, "windows": normalize_windows(windows.astype(np.float32), normalize),
             "symbols": symbols[keep], "samples": samples[keep].astype(np.int64),
-            "dropped_at_edges": int(len(samples) - len(inside)), "flat_windows": int(flat.sum()),
-            "fs": float(rate), "lead": record.sig_name[0]}
+            "padded_at_edges": int(crosses_edge[keep].sum()), "flat_windows": int(flat.sum())}
 
 
 class BeatDataModule(ECGDataModule):
@@ -291,8 +414,9 @@ class BeatDataModule(ECGDataModule):
     splits_offered: tuple[str, ...] = ("time", "intra_patient", "record", "kfold")
     label_schemes: tuple[str, ...] = (*LABEL_SCHEMES, "identification")
     symbols: tuple[str, ...] = MITDB_SYMBOLS
+    default_lead: str = "MLII"  # what lead=null and leads=null read
 
-    def __init__(self, lead: str | None = "MLII", fs: float | None = None,
+    def __init__(self, lead: str | None = None, leads=None, fs: float | None = None,
                  bandpass: tuple[float, float] | None = (0.5, 40.0), derivative: bool = False,
                  smoothing_seconds: float | None = None, pre_seconds: float = 0.25,
                  post_seconds: float = 0.45, normalize: str = "zscore",
@@ -301,10 +425,12 @@ class BeatDataModule(ECGDataModule):
                  test_fraction: float = 0.2, fold: int = 0, num_folds: int = 5,
                  purge: int = 1, segmentation: str = "beats", window_seconds: float | None = None,
                  stride_seconds: float | None = None, check_annotations: bool = True,
-                 **base) -> None:
+                 rr_features: list[str] | None = None, rr_local_beats: int = 10,
+                 rr_gap_seconds: float = 3.0, rr_scaling: str = "standard",
+                 record_template: str | None = None, **base) -> None:
         super().__init__(split=split, **base)
         for option, value, valid in (("label_scheme", label_scheme, self.label_schemes),
-                                     ("split", split, self.splits_offered),
+                                     ("split", split, (*self.splits_offered, "external")),
                                      ("normalize", normalize, NORMALIZATIONS),
                                      ("beats", beats, BEAT_SOURCES),
                                      ("segmentation", segmentation, SEGMENTATIONS)):
@@ -321,7 +447,28 @@ class BeatDataModule(ECGDataModule):
             raise ValueError(f"data.label_scheme=identification needs data.split=time (earlier "
                              f"beats train, later beats test), not {split!r}: subject-disjoint "
                              "splits test on people the model never saw, random beats leak neighbours")
-        self.lead, self.fs = lead, fs
+        self.leads = resolve_leads(lead, leads, self.default_lead)
+        self.fs = fs
+        self.rr_features = check_rr_features(rr_features)
+        if not (isinstance(rr_local_beats, int) and rr_local_beats >= 1):
+            raise ValueError(f"data.rr_local_beats={rr_local_beats!r} must be a positive integer")
+        if not rr_gap_seconds > 0:
+            raise ValueError(f"data.rr_gap_seconds={rr_gap_seconds!r} must be > 0 seconds")
+        if rr_scaling not in RR_SCALINGS:
+            raise ValueError(f"data.rr_scaling={rr_scaling!r} is unknown; valid: "
+                             f"{', '.join(RR_SCALINGS)}")
+        if self.rr_features and segmentation == "sliding":
+            raise ValueError("data.rr_features describe one beat, and a sliding window spans "
+                             "several: use data.segmentation=beats with them")
+        self.rr_local_beats, self.rr_gap_seconds = rr_local_beats, float(rr_gap_seconds)
+        self.rr_scaling = rr_scaling
+        if record_template is not None and record_template not in TEMPLATES:
+            raise ValueError(f"data.record_template={record_template!r} is unknown; valid: "
+                             f"{', '.join(TEMPLATES)} or null")
+        if record_template is not None and (segmentation == "sliding" or self.spectrogram):
+            raise ValueError("data.record_template subtracts a record's median beat from beat "
+                             "windows: it needs data.segmentation=beats and no data.spectrogram")
+        self.record_template = record_template
         self.bandpass = None if bandpass is None else [float(f) for f in bandpass]
         self.derivative, self.smoothing_seconds = derivative, smoothing_seconds
         self.pre_seconds, self.post_seconds = pre_seconds, post_seconds
@@ -365,50 +512,64 @@ class BeatDataModule(ECGDataModule):
     def preprocessing_config(self) -> dict:
         # The record list is part of the key: a folder holding other records (data.root) must
         # not read the arrays cached for this one.
-        config = {"lead": self.lead, "fs": self.fs, "bandpass": self.bandpass,
+        config = {"leads": self.leads, "fs": self.fs, "bandpass": self.bandpass,
                   "derivative": self.derivative, "smoothing_seconds": self.smoothing_seconds,
                   "pre_seconds": self.pre_seconds, "post_seconds": self.post_seconds,
                   "normalize": self.normalize, "beats": self.beats, "max_seconds": self.max_seconds,
-                  "records": self.record_names(), "version": 3}
+                  "records": self.record_names(), "version": 5}
         if self.segmentation == "sliding":  # beat-centred configs keep their existing keys
             config.update(segmentation="sliding", window_seconds=self.window_seconds,
                           stride_seconds=self.stride_seconds)
         return config
 
+    def read_options(self) -> dict:
+        """How ``read_beat_windows`` reads a record of this config (``predict`` reuses it)."""
+        return {"leads": self.leads, "fs": self.fs, "bandpass": self.bandpass,
+                "derivative": self.derivative, "smoothing_seconds": self.smoothing_seconds,
+                "pre_seconds": self.pre_seconds, "post_seconds": self.post_seconds,
+                "normalize": self.normalize, "beats": self.beats, "max_seconds": self.max_seconds,
+                "segmentation": self.segmentation, "window_seconds": self.window_seconds,
+                "stride_seconds": self.stride_seconds, "check_annotations": self.check_annotations}
+
     def build_arrays(self) -> tuple[dict[str, np.ndarray], dict]:
         names = self.record_names()
-        read = partial(read_beat_windows, lead=self.lead, fs=self.fs, bandpass=self.bandpass,
-                       derivative=self.derivative, smoothing_seconds=self.smoothing_seconds,
-                       pre_seconds=self.pre_seconds, post_seconds=self.post_seconds,
-                       normalize=self.normalize, beats=self.beats, max_seconds=self.max_seconds,
-                       segmentation=self.segmentation, window_seconds=self.window_seconds,
-                       stride_seconds=self.stride_seconds,
-                       check_annotations=self.check_annotations)
+        read = partial(read_beat_windows, **self.read_options())
         # Records are independent: one process per core roughly halves a cold build.
         with ProcessPoolExecutor(max_workers=min(len(names), os.cpu_count() or 1)) as pool:
             per_record = dict(zip(names, pool.map(read, [self.record_path(n) for n in names])))
-        kept = {name: r for name, r in per_record.items() if r is not None}
+        kept = {name: r for name, r in per_record.items() if "missing_leads" not in r}
+        missing = {name: r["record_leads"] for name, r in per_record.items()
+                   if "missing_leads" in r}
         if not kept:
-            raise ValueError(f"no {self.slug} record in {self.root} has lead {self.lead!r} "
-                             f"(records: {' '.join(names)}); choose another data.lead")
+            raise ValueError(f"no {self.slug} record in {self.root} has the leads {self.leads} "
+                             f"(records and their leads: {missing}); choose other data.leads")
         empty = [name for name, r in kept.items() if len(r["samples"]) == 0]
         if empty:
             raise ValueError(f"{self.slug} records {empty} in {self.root} yield no beat window "
                              f"(beats={self.beats}); check the records or leave them out")
-        arrays = {
-            "windows": np.concatenate([r["windows"] for r in kept.values()]),
-            "symbols": np.concatenate([r["symbols"] for r in kept.values()]).astype("<U1"),
-            "records": np.concatenate([np.full(len(r["symbols"]), name)
-                                       for name, r in kept.items()]).astype(str),
-            "samples": np.concatenate([r["samples"] for r in kept.values()]),
-        }
+        widths = {r["windows"].shape[1] for r in kept.values()}
+        if len(widths) != 1:  # leads=all over records of different channel counts
+            raise ValueError(f"{self.slug} records hold different numbers of channels "
+                             f"({sorted(widths)}) for data.leads={self.leads}; name the leads")
+
+        def joined(key: str) -> np.ndarray:
+            return np.concatenate([r[key] for r in kept.values()])
+
+        def owners(key: str) -> np.ndarray:  # the record of every row of ``key``
+            return np.concatenate([np.full(len(r[key]), name) for name, r in kept.items()]).astype(str)
+
+        arrays = {"windows": joined("windows"), "symbols": joined("symbols").astype("<U1"),
+                  "records": owners("symbols"), "samples": joined("samples"),
+                  # every beat position and ~ mark of every record, for RR features
+                  "beat_samples": joined("beat_samples"), "beat_records": owners("beat_samples"),
+                  "gap_samples": joined("gap_samples"), "gap_records": owners("gap_samples")}
         if self.segmentation == "sliding":  # each window's first sample (samples: its centre beat)
-            arrays["starts"] = np.concatenate([r["starts"] for r in kept.values()])
-        info = {"fs": next(iter(kept.values()))["fs"],
-                "leads": {name: r["lead"] for name, r in kept.items()},
-                "missing_lead": sorted(n for n, r in per_record.items() if r is None),
-                "dropped_at_edges": {n: r["dropped_at_edges"] for n, r in kept.items()},
-                "flat_windows": {n: r["flat_windows"] for n, r in kept.items()}}
+            arrays["starts"] = joined("starts")
+        per_record = {key: {n: r[key] for n, r in kept.items()}
+                      for key in ("leads", "padded_at_edges", "flat_windows",
+                                  "annotations_past_end")}
+        info = {"fs": next(iter(kept.values()))["fs"], **per_record, "missing_lead": missing,
+                "window_leads": widths.pop()}
         if self.segmentation == "sliding":
             info["windows_without_beat"] = {n: r["windows_without_beat"] for n, r in kept.items()}
         return arrays, info
@@ -417,10 +578,13 @@ class BeatDataModule(ECGDataModule):
     def setup_items(self, arrays: dict[str, np.ndarray], info: dict) -> None:
         self.info = info
         wanted = self.selected_records()
-        missing = [r for r in wanted if r in set(info["missing_lead"])]
+        missing = {r: info["missing_lead"][r] for r in wanted if r in info["missing_lead"]}
         if missing:
-            raise ValueError(f"{self.slug} records {self.record_labels(missing)} have no lead "
-                             f"{self.lead!r}; choose another data.lead or leave them out")
+            listed = "; ".join(f"{label}: {', '.join(missing[r])}" for r, label
+                               in zip(missing, self.record_labels(list(missing))))
+            raise ValueError(f"{self.slug} records lack data.leads={self.leads} (their leads: "
+                             f"{listed}); choose leads they all have, data.leads=all (every "
+                             "channel, MLII first), or leave the records out")
         records = np.asarray(arrays["records"])
         subjects = np.array([self.subject_of(r) for r in records])
         if self.label_scheme == "identification":
@@ -432,11 +596,46 @@ class BeatDataModule(ECGDataModule):
             labels = encode_symbols(arrays["symbols"], self.label_scheme, self.class_names)
         keep = np.flatnonzero((labels >= 0) & np.isin(records, wanted))
         self.item_index = keep  # position of each item in the cached arrays
-        self.inputs = arrays["windows"][keep][:, None, :]  # [N, 1 lead, T]
         self.targets = labels[keep]
         self.records = records[keep]
         self.samples = arrays["samples"][keep]
         self.groups = subjects[keep]
+        self.raw_inputs = {SIGNAL: with_record_template(  # [N, leads (x 2 for append), T]
+            np.asarray(arrays["windows"][keep]), self.records.astype(str), self.record_template)}
+        if self.rr_features:
+            self.raw_inputs["rr"] = self.rr_of_items(arrays)
+
+    def item_records(self) -> np.ndarray:
+        return self.records
+
+    def rr_of_items(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        """``[N, len(rr_features)]`` RR features of the items, record by record."""
+        values = np.zeros((len(self.samples), len(self.rr_features)), dtype=np.float32)
+        beat_records, gap_records = arrays["beat_records"], arrays["gap_records"]
+        records = self.records.astype(str)
+        for record in np.unique(records):
+            mine = np.flatnonzero(records == record)
+            values[mine] = self.rr_of_record(
+                self.samples[mine], arrays["beat_samples"][beat_records == record],
+                arrays["gap_samples"][gap_records == record], self.info["fs"],
+                f"{self.slug}/{record}")
+        return values
+
+    def rr_of_record(self, samples, beat_samples, gap_samples, fs: float, record: str) -> np.ndarray:
+        """The configured RR features (``rr.py``) of one record's beats at ``samples``."""
+        return rr_features(samples, beat_samples, gap_samples, fs, self.rr_features,
+                           self.rr_local_beats, self.rr_gap_seconds, record=record)
+
+    def fitted_transforms(self) -> list[FittedTransform]:
+        transforms = super().fitted_transforms()
+        if self.rr_features and self.rr_scaling == "standard":
+            transforms.append(FittedTransform("rr_scaling", "rr", StandardScaler(),
+                                              option="data.rr_scaling=standard"))
+        return transforms
+
+    @property
+    def sampling_rate_hz(self) -> float | None:
+        return float(self.info["fs"]) if getattr(self, "info", None) else None
 
     def record_labels(self, names: list[str]) -> list:
         """Record names as the database writes them (mitdb: numbers) for messages and cards."""
@@ -449,6 +648,9 @@ class BeatDataModule(ECGDataModule):
         return np.lexsort((self.samples, record_rank))
 
     def split_indices(self) -> dict[str, np.ndarray]:
+        if self.split == "external":  # a model trained elsewhere tests on every record
+            every = np.arange(len(self.targets))
+            return {"train": every[:0], "val": every[:0], "test": every}
         if self.split == "time":
             purge = self.purge
             if self.segmentation == "sliding":  # a window overlaps its next W/S - 1 neighbours
@@ -462,8 +664,12 @@ class BeatDataModule(ECGDataModule):
         return group_kfold(self.groups, self.fold, self.num_folds, self.seed)
 
     def data_facts(self) -> dict:
-        # predict resamples a new record to the rate the model was trained at
-        return {**super().data_facts(), "sampling_rate_hz": float(self.info["fs"])}
+        # predict and evaluate read new records as the training data was read
+        scored = list(AAMI_SCORED) if self.label_scheme == "aami" else None
+        return {**super().data_facts(), "lead_names": self.leads, "rr_features": self.rr_features,
+                "window_leads": int(self.info["window_leads"]) if "window_leads" in self.info
+                else None,
+                "scored_classes": scored}
 
     # ------------------------------------------------------------------ pictures (summary --plots)
     def record_strip(self, record: str, seconds: float, centre: int | None = None):
@@ -473,7 +679,7 @@ class BeatDataModule(ECGDataModule):
         half = round(seconds * fs / 2)
         start = 0 if centre is None else max(0, centre - half)
         stop = start + round(seconds * fs)
-        lead = self.info["leads"][record]
+        lead = self.info["leads"][record][0]  # the first lead read
         signal = wfdb.rdrecord(path, sampfrom=start, sampto=stop, channel_names=[lead]).p_signal[:, 0]
         mine = (self.records.astype(str) == record) & (self.samples >= start) & (self.samples < stop)
         marks = self.samples[mine] - start
@@ -489,7 +695,9 @@ class BeatDataModule(ECGDataModule):
         return int(self.samples[mine[0]]) if len(mine) else None
 
     def describe_preprocessing(self) -> dict:
-        leads = sorted(set(self.info["leads"].values()))
+        used = set(np.unique(self.records).astype(str))
+        leads = sorted({"+".join(names) for record, names in self.info["leads"].items()
+                        if str(record) in used})
         if self.segmentation == "sliding":
             window = {"segmentation": "sliding", "window": self.window_seconds,
                       "stride": self.stride_seconds,
@@ -498,12 +706,19 @@ class BeatDataModule(ECGDataModule):
         else:
             window = {"pre": self.pre_seconds, "post": self.post_seconds}
         return {"split_paradigm": self.split_paradigm, "label_scheme": self.label_scheme,
-                "sampling_rate_hz": self.info["fs"], "lead": leads, "window_seconds": window,
-                "window_samples": int(self._raw_inputs.shape[2]), "bandpass_hz": self.bandpass,
+                "sampling_rate_hz": self.info["fs"], "leads": leads, "window_seconds": window,
+                "window_samples": int(self.raw_inputs[SIGNAL].shape[2]), "bandpass_hz": self.bandpass,
                 "derivative_filter": self.derivative,
                 "smoothing_seconds": self.smoothing_seconds, "normalize": self.normalize,
                 "beat_positions": self.beats, "max_seconds_per_record": self.max_seconds,
                 "records_per_split": {name: self.record_labels(sorted(np.unique(self.records[idx])))
                                       for name, idx in self.splits.items()},
-                "annotations_dropped_at_record_edges": sum(self.info["dropped_at_edges"].values()),
-                "flat_line_windows_dropped": sum(self.info.get("flat_windows", {}).values())}
+                "windows_padded_at_record_edges": sum(self.info["padded_at_edges"].values()),
+                "annotations_past_record_end": {
+                    str(r): n for r, n in self.info["annotations_past_end"].items() if n},
+                "flat_line_windows_dropped": sum(self.info.get("flat_windows", {}).values()),
+                "record_template": self.record_template,
+                "rr_features": None if not self.rr_features else {
+                    "features": self.rr_features, "local_beats": self.rr_local_beats,
+                    "gap_seconds": self.rr_gap_seconds, "scaling": self.rr_scaling,
+                    "beat_positions": self.beats}}

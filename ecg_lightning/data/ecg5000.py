@@ -46,9 +46,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from ecg_lightning.data.base import ECGDataModule
+from ecg_lightning.data.base import SIGNAL, ECGDataModule
 from ecg_lightning.data.download import DataUnavailableError
-from ecg_lightning.data.splits import stratified_split
+from ecg_lightning.data.splits import pooled_strata, stratified_split
 from ecg_lightning.data.ucr import FORMATS, ON_NAN, UCRFormatError, download_ucr, read_ucr
 
 SPLITS = ("auto", "official", "stratified")
@@ -174,7 +174,7 @@ class ECG5000DataModule(ECGDataModule):
         self.info = info
         self.labels = np.asarray(arrays["labels"])  # UCR class codes 0..4, whatever the scheme
         self.source = np.asarray(arrays["source"])  # 0 = TRAIN file, 1 = TEST file
-        self.inputs = np.asarray(arrays["series"])[:, None, :]  # [N, 1, 140]
+        self.raw_inputs = {SIGNAL: np.asarray(arrays["series"])[:, None, :]}  # [N, 1, 140]
         self.item_index = np.arange(len(self.labels))  # every cached row is an item
         names = ("TRAIN", "TEST")
         self.groups = np.array([f"{names[s]}:{line}" for s, line in zip(self.source, arrays["lines"])])
@@ -194,7 +194,7 @@ class ECG5000DataModule(ECGDataModule):
             train_file = np.flatnonzero(self.source == 0)
             train, val = train_test_split(train_file, test_size=self.val_fraction,
                                           random_state=self.seed,
-                                          stratify=_strata(self.labels[train_file]))
+                                          stratify=pooled_strata(self.labels[train_file], 2))
             splits = {"train": np.sort(train), "val": np.sort(val),
                       "test": np.flatnonzero(self.source == 1)}
         else:
@@ -214,7 +214,7 @@ class ECG5000DataModule(ECGDataModule):
         skipped = self.info.get("skipped_for_nan", {})
         return {"split_paradigm": self.split_paradigm, "label_scheme": self.label_scheme,
                 "files": self.info.get("files", {}),
-                "samples_per_beat": int(self._raw_inputs.shape[2]),
+                "samples_per_beat": int(self.raw_inputs[SIGNAL].shape[2]),
                 "normalisation": "z-normalised per beat by the UCR archive; none added",
                 "subjects": "every row is its own subject (UCR gives no patient ids)",
                 "rows_skipped_for_nan": {part: len(lines) for part, lines in skipped.items()},
@@ -224,11 +224,3 @@ class ECG5000DataModule(ECGDataModule):
                    if self.label_scheme == "anomaly" else {})}
 
 
-def _strata(labels: np.ndarray) -> np.ndarray:
-    """Class labels to stratify on, classes with fewer than 2 rows pooled (sklearn needs 2)."""
-    values, counts = np.unique(labels, return_counts=True)
-    strata = labels.copy()
-    strata[np.isin(labels, values[counts < 2])] = -1
-    if (strata == -1).sum() == 1:  # a lone pooled row joins the largest class
-        strata[strata == -1] = values[np.argmax(counts)]
-    return strata

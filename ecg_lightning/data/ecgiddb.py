@@ -29,9 +29,11 @@ class ECGIDDataModule(BeatDataModule):
     splits_offered = ("time",)
     label_schemes = ("identification",)
 
-    def __init__(self, lead: str = "ECG I filtered", beats: str = "detector",
+    default_lead = "ECG I filtered"
+
+    def __init__(self, lead: str | None = None, beats: str = "detector",
                  label_scheme: str = "identification", split: str = "time", **beat) -> None:
-        if lead not in LEADS:
+        if lead is not None and lead not in LEADS:
             raise ValueError(f"data.lead={lead!r} is not an ECG-ID signal; valid: {', '.join(LEADS)}")
         super().__init__(lead=lead, beats=beats, label_scheme=label_scheme, split=split, **beat)
 

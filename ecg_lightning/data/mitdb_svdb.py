@@ -15,7 +15,7 @@ datamodules (``mitdb.py``, ``svdb.py``) with the same preprocessing and put side
 
 Data root: ``data.root`` (a folder holding ``mitdb/`` and ``svdb/``), else ``$ECG_DATA_DIR``,
 else ``paths.data_dir``; ``mitdb_root`` / ``svdb_root`` point at one database elsewhere.
-``prepare_data`` downloads a missing database (SVDB is not in ``../shared/data``).
+``prepare_data`` downloads a missing database.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ class MITDBSVDBDataModule(BeatDataModule):
         if fs is None:
             raise ValueError("data.fs=null would keep each database's rate (mitdb 360 Hz, svdb "
                              "128 Hz); mitdb_svdb needs one: set data.fs, e.g. 128")
-        super().__init__(lead=None, fs=fs, split=split, **beat)
+        super().__init__(fs=fs, split=split, **beat)
+        self.leads = {"mitdb": [mitdb_lead], "svdb": [svdb_lead]}  # one lead per database
         read = {option: getattr(self, option) for option in READ_OPTIONS}
         shared = {"data_dir": self.data_dir, "cache_dir": self.cache_dir,
                   "download": self.download}
@@ -100,18 +101,19 @@ class MITDBSVDBDataModule(BeatDataModule):
                 "version": 1}
 
     def build_arrays(self) -> tuple[dict[str, np.ndarray], dict]:
-        arrays, info = {}, {"leads": {}, "missing_lead": [], "dropped_at_edges": {}}
+        arrays, info = {}, {"leads": {}, "missing_lead": {}, "padded_at_edges": {}}
         rates = {}
         for db, part in self.parts.items():
             part_arrays, part_info = part.build_arrays()
-            part_arrays["records"] = np.char.add(f"{db}/", part_arrays["records"].astype(str))
+            for key in ("records", "beat_records", "gap_records"):
+                part_arrays[key] = np.char.add(f"{db}/", part_arrays[key].astype(str))
             for key, values in part_arrays.items():
                 arrays.setdefault(key, []).append(values)
-            for key in ("leads", "dropped_at_edges", "flat_windows", "windows_without_beat"):
+            for key in ("leads", "padded_at_edges", "flat_windows", "windows_without_beat",
+                        "annotations_past_end", "missing_lead"):
                 if key in part_info:
                     info.setdefault(key, {}).update(
                         {f"{db}/{name}": value for name, value in part_info[key].items()})
-            info["missing_lead"] += [f"{db}/{name}" for name in part_info["missing_lead"]]
             rates[db] = part_info["fs"]
         if len(set(rates.values())) != 1:  # the windows could not share one input shape
             raise ValueError(f"mitdb_svdb: the databases were read at different rates {rates}")

@@ -24,7 +24,9 @@ class NSRDBDataModule(BeatDataModule):
     physionet_version = "1.0.0"
     splits_offered = ("time", "record", "kfold", "intra_patient")
 
-    def __init__(self, lead: str | None = "ECG1", max_seconds: float | None = 1800.0,
+    default_lead = "ECG1"
+
+    def __init__(self, lead: str | None = None, max_seconds: float | None = 1800.0,
                  label_scheme: str = "identification", split: str = "time", **beat) -> None:
         super().__init__(lead=lead, max_seconds=max_seconds, label_scheme=label_scheme,
                          split=split, **beat)

@@ -32,9 +32,11 @@ databases). Then, fitted on the training split only and stored in the datamodule
 * ``tabular`` (``[age, sex, height, weight]`` or a subset; ``null`` for none): missing values
   filled with the training median, then standardised with the training mean and standard
   deviation; ages of 300 (PTB-XL's code for patients older than 89) count as 90. The values
-  are appended to the leads as constant channels, ``[N, leads + tabular, T]``: the batch stays
-  ``(x, y)`` and a recurrent net reads them at every step, "repeated over time and
-  concatenated".
+  travel as the named input ``tabular`` ``[N, columns]`` beside ``signal``; the shared fusion
+  (``models/fusion.py``) feeds them to the net's head.
+
+Both are fitted transforms (``transforms.py``: scikit-learn's StandardScaler, and SimpleImputer
+then StandardScaler), the one mechanism every fitted statistic of the project goes through.
 
 Download: a missing folder is fetched from PhysioNet with its SHA256 checks
 (``download_part``: ``records100`` = the metadata and the 100 Hz records, about a tenth of the
@@ -60,9 +62,12 @@ import numpy as np
 import pandas as pd
 import wfdb
 from neurodsp.filt.iir import apply_iir_filter, design_iir_filter
-from torch.utils.data import TensorDataset
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
-from ecg_lightning.data.base import ECGDataModule
+from ecg_lightning.data.base import SIGNAL, ECGDataModule
+from ecg_lightning.data.transforms import FittedTransform, steps_of
 from ecg_lightning.data.download import DataUnavailableError, download_physionet
 
 log = logging.getLogger(__name__)
@@ -111,20 +116,6 @@ def read_record(path: Path, leads: list[str], fs: int, sos: np.ndarray | None) -
     if sos is not None:
         signal = apply_iir_filter(signal, sos)  # every lead at once, along time
     return signal.astype(np.float32)
-
-
-def lead_statistics(signals: np.ndarray, index: np.ndarray, chunk: int = 1024):
-    """Per-lead mean and standard deviation over the items ``index`` of ``[N, L, T]``, by chunks
-    (the full 100 Hz database is 1 GB of float32; no copy of the training split is made)."""
-    total = np.zeros(signals.shape[1])
-    squares = np.zeros(signals.shape[1])
-    for start in range(0, len(index), chunk):
-        block = np.asarray(signals[index[start:start + chunk]], dtype=np.float64)
-        total += block.sum(axis=(0, 2))
-        squares += np.square(block).sum(axis=(0, 2))
-    count = len(index) * signals.shape[2]
-    mean = total / count
-    return mean, np.sqrt(np.maximum(squares / count - mean**2, 0.0))
 
 
 class PTBXLDataModule(ECGDataModule):
@@ -181,8 +172,6 @@ class PTBXLDataModule(ECGDataModule):
         self.fold, self.num_folds = fold, num_folds
         self.skip_missing_records = skip_missing_records
         self.download_part = download_part or f"records{fs}"
-        self._statistics: dict | None = None  # fitted on train (or loaded), see state_dict()
-        self._inputs_ready = False  # statistics applied to self.inputs, see dataset()
         self._listing: tuple[list[int], list[str], list[str]] | None = None  # see record_listing
 
     @property
@@ -298,7 +287,7 @@ class PTBXLDataModule(ECGDataModule):
                      len(self.dropped_without_superclass), len(ecg_ids))
         table = table[labelled]
         self.item_index = np.flatnonzero(labelled)  # row of every item in the cached arrays
-        self.inputs = np.asarray(arrays["signals"][self.item_index])  # [N, leads, T]
+        self.raw_inputs = {SIGNAL: np.asarray(arrays["signals"][self.item_index])}  # [N, leads, T]
         self.targets = np.array([[name in classes for name in self.class_names]
                                  for classes in table["superclasses"]], dtype=np.int64)
         self.ecg_ids = table.index.to_numpy()
@@ -308,7 +297,9 @@ class PTBXLDataModule(ECGDataModule):
         if "age" in self.tabular:
             age = values[:, self.tabular.index("age")]
             age[age == AGE_OVER_89] = 90.0
-        self.tabular_values = values  # raw, NaN where missing; imputed in fit_statistics
+        self.tabular_values = values  # raw, NaN where missing; imputed by a fitted transform
+        if self.tabular:
+            self.raw_inputs["tabular"] = values.astype(np.float32)
 
     def split_indices(self) -> dict[str, np.ndarray]:
         spread = pd.Series(self.strat_folds).groupby(self.groups).nunique()
@@ -323,78 +314,27 @@ class PTBXLDataModule(ECGDataModule):
             val_fold = test_fold % NUM_STRAT_FOLDS + 1
         sides = {"train": ~np.isin(self.strat_folds, (test_fold, val_fold)),
                  "val": self.strat_folds == val_fold, "test": self.strat_folds == test_fold}
-        return {name: np.flatnonzero(mask) for name, mask in sides.items()}
-
-    # ------------------------------------------------------------------ statistics of the training split
-    def fit_statistics(self) -> dict:
-        """Per-lead mean/std and tabular fill values/mean/std of the training split, as plain lists."""
-        train = self.splits["train"]
-        statistics = {"leads": self.leads, "tabular": self.tabular}
-        if self.standardize:
-            mean, std = lead_statistics(self._raw_inputs, train)
-            statistics.update(lead_mean=mean.tolist(), lead_std=np.maximum(std, 1e-6).tolist())
-        if self.tabular:
-            values = self.tabular_values[train]
+        splits = {name: np.flatnonzero(mask) for name, mask in sides.items()}
+        if self.tabular:  # the imputer would have no median to fill them with
+            values = self.tabular_values[splits["train"]]
             empty = [c for c, v in zip(self.tabular, values.T) if np.isnan(v).all()]
             if empty:
                 raise ValueError(f"data.tabular: the training split has no value of {empty}; "
                                  "leave those columns out")
-            fill = np.nanmedian(values, axis=0)
-            filled = np.where(np.isnan(values), fill, values)
-            statistics.update(tabular_fill=fill.tolist(), tabular_mean=filled.mean(axis=0).tolist(),
-                              tabular_std=np.maximum(filled.std(axis=0), 1e-6).tolist())
-        return statistics
+        return splits
 
-    def model_inputs(self) -> np.ndarray:
-        """``[N, leads + tabular, T]``: standardised leads, then the tabular values over time."""
-        stats = self._statistics
-        inputs = self._raw_inputs
-        if self.standardize:
-            mean = np.asarray(stats["lead_mean"], dtype=np.float32)[:, None]
-            std = np.asarray(stats["lead_std"], dtype=np.float32)[:, None]
-            inputs = (inputs - mean) / std
-        if not self.tabular:
-            return np.asarray(inputs, dtype=np.float32)
-        fill = np.asarray(stats["tabular_fill"])
-        values = np.where(np.isnan(self.tabular_values), fill, self.tabular_values)
-        values = (values - np.asarray(stats["tabular_mean"])) / np.asarray(stats["tabular_std"])
-        repeated = np.repeat(values[:, :, None], inputs.shape[2], axis=2)
-        return np.concatenate([inputs, repeated], axis=1).astype(np.float32)
-
-    def dataset(self, name: str) -> TensorDataset:
-        # The base's setup builds datasets right after the splits: the statistics of the
-        # training split are fitted (or a loaded state applied) here, on first use.
-        if not self._inputs_ready and self.splits is not None:
-            if self._statistics is None:
-                self._statistics = self.fit_statistics()
-            self.inputs = self.model_inputs()
-            self._inputs_ready = True
-        return super().dataset(name)
-
-    def state_dict(self) -> dict:
-        """The training-split statistics as plain lists (checkpoints load with weights_only)."""
-        state = super().state_dict()
-        if self._statistics is not None:
-            state["ptbxl_statistics"] = self._statistics
-        return state
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        """Use a checkpoint's statistics instead of refitting; re-applies them after setup."""
-        super().load_state_dict(state_dict)
-        statistics = state_dict.get("ptbxl_statistics")
-        if not statistics:
-            return
-        if statistics["leads"] != self.leads or statistics["tabular"] != self.tabular:
-            raise ValueError(f"the checkpoint was trained on leads {statistics['leads']} and tabular "
-                             f"{statistics['tabular']}; this data has {self.leads} and "
-                             f"{self.tabular}: set data.leads and data.tabular to match")
-        if self.standardize != ("lead_mean" in statistics):
-            raise ValueError(f"the checkpoint was trained with data.standardize="
-                             f"{'lead_mean' in statistics}; set it to match")
-        self._statistics = statistics
-        if self._raw_inputs is not None:  # setup already ran: rebuild the inputs and datasets
-            self._inputs_ready = False
-            self._datasets = {}
+    # ------------------------------------------------------------------ fitted on the training split
+    def fitted_transforms(self) -> list[FittedTransform]:
+        transforms = []
+        if self.standardize:  # per lead, over every training record and sample
+            transforms.append(FittedTransform("lead_standardization", SIGNAL, StandardScaler(),
+                                              layout="channels", option="data.standardize=true"))
+        if self.tabular:
+            transforms.append(FittedTransform(
+                "tabular_imputation", "tabular",
+                make_pipeline(SimpleImputer(strategy="median"), StandardScaler()),
+                option=f"data.tabular={self.tabular}"))
+        return transforms
 
     # ------------------------------------------------------------------ facts and card
     def data_facts(self) -> dict:
@@ -402,10 +342,10 @@ class PTBXLDataModule(ECGDataModule):
                 "tabular": self.tabular}
 
     def describe_preprocessing(self) -> dict:
-        stats = self._statistics or {}
+        fitted = {t.name: steps_of(t.estimator) for t in self.transforms if t.fitted}
         card = {"split_paradigm": self.split_paradigm, "label_scheme": self.label_scheme,
                 "sampling_rate_hz": self.fs, "leads": self.leads,
-                "samples_per_record": int(self._raw_inputs.shape[2]), "bandpass_hz": self.bandpass,
+                "samples_per_record": int(self.raw_inputs[SIGNAL].shape[2]), "bandpass_hz": self.bandpass,
                 "records_read": self.records_read,
                 "dropped_without_superclass": {
                     "count": len(self.dropped_without_superclass),
@@ -414,17 +354,21 @@ class PTBXLDataModule(ECGDataModule):
                                             "ecg_ids": self.info["skipped_missing"][:50]},
                 "strat_folds_per_split": {name: sorted(set(self.strat_folds[idx].tolist()))
                                           for name, idx in self.splits.items()}}
-        if self.standardize:
+        if "lead_standardization" in fitted:
+            scaler, = fitted["lead_standardization"]
             card["standardize"] = {"fitted_on": "train",
-                                   "lead_mean": [round(v, 5) for v in stats.get("lead_mean", [])],
-                                   "lead_std": [round(v, 5) for v in stats.get("lead_std", [])]}
+                                   "lead_mean": np.round(scaler.mean_, 5).tolist(),
+                                   "lead_std": np.round(scaler.scale_, 5).tolist()}
         if self.tabular:
             card["tabular"] = {"columns": self.tabular, "fitted_on": "train",
-                               "as": "constant input channels after the leads",
-                               **{key: [round(v, 3) for v in stats.get(key, [])]
-                                  for key in ("tabular_fill", "tabular_mean", "tabular_std")},
+                               "as": "the named input 'tabular' beside the signal",
                                "missing_per_column": dict(zip(self.tabular, np.isnan(
                                    self.tabular_values).sum(axis=0).astype(int).tolist()))}
+            if "tabular_imputation" in fitted:
+                imputer, scaler = fitted["tabular_imputation"]
+                card["tabular"].update(tabular_fill=np.round(imputer.statistics_, 3).tolist(),
+                                       tabular_mean=np.round(scaler.mean_, 3).tolist(),
+                                       tabular_std=np.round(scaler.scale_, 3).tolist())
         return card
 
 

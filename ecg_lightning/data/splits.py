@@ -19,17 +19,24 @@ def stratified_split(labels: np.ndarray, val_fraction: float, test_fraction: flo
     beats) are split at random with the others instead of breaking the stratification.
     """
     index = np.arange(len(labels))
-    strata = labels.copy()
-    values, counts = np.unique(labels, return_counts=True)
-    strata[np.isin(labels, values[counts < 3])] = -2  # pool the rare classes into one stratum
-    if (strata == -2).sum() == 1:  # a lone pooled item cannot be stratified either
-        strata[strata == -2] = values[np.argmax(counts)]
-
     rest, test = train_test_split(index, test_size=test_fraction, random_state=seed,
-                                  stratify=strata)
+                                  stratify=pooled_strata(labels, 3))
+    # pooled again: a class left with one item in ``rest`` cannot be stratified there
     train, val = train_test_split(rest, test_size=val_fraction / (1.0 - test_fraction),
-                                  random_state=seed, stratify=strata[rest])
+                                  random_state=seed, stratify=pooled_strata(labels[rest], 2))
     return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
+
+
+def pooled_strata(labels: np.ndarray, minimum: int) -> np.ndarray:
+    """Labels to stratify on, the classes with fewer than ``minimum`` items pooled into one
+    stratum (scikit-learn needs two per stratum); a lone pooled item joins the largest class."""
+    values, counts = np.unique(labels, return_counts=True)
+    strata = labels.copy()
+    rare = np.isin(labels, values[counts < minimum])
+    strata[rare] = -2
+    if rare.sum() == 1:
+        strata[rare] = values[np.argmax(counts)]
+    return strata
 
 
 def group_split(groups: np.ndarray, val_fraction: float, test_fraction: float,

@@ -7,8 +7,9 @@ Database. The ``.atr`` beat annotations use the MIT-BIH symbol set (supraventric
 beats are ``S``), so the AAMI mapping of ``labels.py`` applies unchanged.
 
 Reading, filtering, windows (beat-centred or sliding) and the generic splits come from
-``beats.py``; ``mitdb_svdb.py`` combines this database with MIT-BIH. Not in
-``../shared/data``: ``prepare_data`` downloads it from PhysioNet (about 80 MB).
+``beats.py``; ``mitdb_svdb.py`` combines this database with MIT-BIH. A missing folder is
+downloaded from PhysioNet by ``prepare_data`` (about 80 MB). Record 860's ``.atr`` marks a beat
+at sample 230,400, its length: dropped and counted on the card (``beats.drop_past_end``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ class SVDBDataModule(BeatDataModule):
     physionet_version = "1.0.0"
     splits_offered = ("record", "kfold", "intra_patient", "time")
 
-    def __init__(self, lead: str | None = "ECG1", label_scheme: str = "aami",
+    default_lead = "ECG1"
+
+    def __init__(self, lead: str | None = None, label_scheme: str = "aami",
                  split: str = "record", **beat) -> None:
         super().__init__(lead=lead, label_scheme=label_scheme, split=split, **beat)

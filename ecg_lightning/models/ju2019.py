@@ -38,6 +38,8 @@ class DeepBidirectionalGRU(nn.Module):
     logits ``[batch, num_classes]``.
     """
 
+    head_path = "head"  # its classifier, where auxiliary inputs join (models/fusion.py)
+
     def __init__(self, num_classes: int, in_channels: int,
                  hidden_sizes: Sequence[int] = (256, 256, 256, 128, 128, 128),
                  dropout: float = 0.2) -> None:

@@ -51,6 +51,8 @@ class LateFusionBiLSTM(nn.Module):
     log-probabilities of the fused decision, usable as logits.
     """
 
+    head_path = "step_classifier"  # the per-step classifier: fused inputs join every step
+
     def __init__(self, num_classes: int, in_channels: int, seq_len: int, hidden_size: int = 64,
                  num_layers: int = 3, dropout: float = 0.2, fusion: str = "learned",
                  frame_length: int = 1) -> None:

@@ -75,6 +75,8 @@ class SpectrogramBiLSTM(nn.Module):
     Input ``[B, F, T]`` (frequency bins as channels), output logits ``[B, num_classes]``.
     """
 
+    head_path = "head.2"  # its classifier, where auxiliary inputs join (models/fusion.py)
+
     def __init__(self, num_classes: int, in_channels: int, seq_len: int, hidden_size: int = 64,
                  dropout: float = 0.0) -> None:
         super().__init__()
@@ -90,6 +92,8 @@ class SpectrogramBiLSTM(nn.Module):
 class SpectrogramCNN(nn.Module):
     """1-D convolutions over the frames (bins as channels), each Conv1d + ReLU + max-pool, then
     flatten and linear layers: the seed's two-layer CNN with ``channels=(32, 64)``."""
+
+    head_path = "head.4"  # its classifier, where auxiliary inputs join (models/fusion.py)
 
     def __init__(self, num_classes: int, in_channels: int, seq_len: int,
                  channels: Sequence[int] = (32, 64), kernel_size: int = 3, hidden_size: int = 128,
@@ -126,6 +130,8 @@ class ImprovedAlexNet(nn.Module):
     convolution is followed by batch normalisation and ReLU. Input ``[B, F, T]``.
     """
 
+    head_path = "classifier.7"  # its classifier, where auxiliary inputs join (models/fusion.py)
+
     def __init__(self, num_classes: int, widths: Sequence[int] = (32, 64, 96, 96, 64),
                  hidden_size: int = 256, dropout: float = 0.5) -> None:
         super().__init__()
@@ -153,6 +159,8 @@ class SpectrogramGRU(nn.Module):
 
     Input ``[B, F, T]``, output logits ``[B, num_classes]``.
     """
+
+    head_path = "head"  # its classifier, where auxiliary inputs join (models/fusion.py)
 
     def __init__(self, num_classes: int, in_channels: int, seq_len: int, hidden_size: int = 128,
                  num_layers: int = 2, dropout: float = 0.0, readout: str = "last") -> None:

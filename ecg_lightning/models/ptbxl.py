@@ -34,7 +34,8 @@ What we changed and why:
   its own) and a zero-phase band-pass (the seed's ``sosfilt`` is causal and delays the waves):
   both are options of the datamodule (``conf/data/ptbxl.yaml``).
 * The LSTM preset predicts the 5 superclasses and may read age, sex, height and weight as
-  extra input channels repeated over time (``data.tabular``), with ReduceLROnPlateau.
+  the named input ``tabular`` (``data.tabular``), which joins the net's head through the shared
+  fusion (``models/fusion.py``; ``head_path = "fc"``), with ReduceLROnPlateau.
 
 Every net maps ``[batch, channels, time]`` to logits ``[batch, num_classes]``; the task
 module applies the sigmoids, the BCE loss and the per-class G-mean thresholds.
@@ -57,6 +58,8 @@ def final_states(h_n: torch.Tensor, directions: int) -> torch.Tensor:
 
 class PTBXLGRU(nn.Module):
     """The seed's ``RNN``: stacked GRU over the samples, linear on the final states."""
+
+    head_path = "fc"  # its classifier, where auxiliary inputs join (models/fusion.py)
 
     rnn_class = nn.GRU
 
@@ -92,6 +95,8 @@ class PTBXLCNNGRU(nn.Module):
     Block ``i`` is Conv1d (kernel ``kernel_size``, ``2**i`` times the input channels), ReLU,
     max-pool 2, dropout; 1000 samples become 121 GRU steps of ``8 * in_channels`` features.
     """
+
+    head_path = "fc"  # its classifier, where auxiliary inputs join (models/fusion.py)
 
     def __init__(self, num_classes: int, in_channels: int, seq_len: int, hidden_size: int = 128,
                  num_layers: int = 1, dropout: float = 0.3, kernel_size: int = 5,

@@ -47,6 +47,8 @@ class RecurrentClassifier(nn.Module):
     (trailing samples that do not fill a frame are dropped).
     """
 
+    head_path = "head.1"  # its classifier, where auxiliary inputs join (models/fusion.py)
+
     def __init__(self, num_classes: int, in_channels: int, hidden_size: int = 64,
                  num_layers: int = 2, dropout: float = 0.2, bidirectional: bool = False,
                  cell: str = "lstm", attention: bool = True, frame_length: int = 1) -> None:

@@ -92,23 +92,26 @@ class SpectrogramImageCNN(nn.Module):
     """
 
     def __init__(self, num_classes: int, in_channels: int, seq_len: int,
-                 backbone: str = "resnet50", image_size: int = 224, leads: int = 1,
+                 backbone: str = "resnet50", image_size: int = 224, image_leads: int = 1,
                  pretrained: bool = False, bn_momentum: float | None = 0.1) -> None:
         super().__init__()
         if backbone not in BACKBONES:
             raise ValueError(f"model.net.backbone={backbone!r} is unknown; valid: "
                              f"{', '.join(BACKBONES)}")
-        if leads not in (1, 3) or in_channels % leads:
-            raise ValueError(f"model.net.leads={leads}: the ImageNet layout takes 3 colour "
-                             f"channels, filled by 1 lead (repeated) or 3 leads, and the "
+        # Not ``leads``: run.py passes the data facts a net's signature names, and the data's
+        # ``leads`` fact (the lead names) would override this count.
+        if image_leads not in (1, 3) or in_channels % image_leads:
+            raise ValueError(f"model.net.image_leads={image_leads}: the ImageNet layout takes 3 "
+                             f"colour channels, filled by 1 lead (repeated) or 3 leads, and the "
                              f"{in_channels} input rows must split evenly into the leads")
         if image_size < 32:  # the networks downsample by 32
             raise ValueError(f"model.net.image_size={image_size} is below 32, the networks' "
                              "total stride")
         self.in_channels, self.seq_len = in_channels, seq_len
-        self.leads, self.image_size = leads, image_size
+        self.image_leads, self.image_size = image_leads, image_size
         self.backbone = imagenet_backbone(backbone, pretrained)
         head_path = BACKBONES[backbone]
+        self.head_path = f"backbone.{head_path}"  # the classifier (models/fusion.py)
         parent_path, _, attribute = head_path.rpartition(".")
         parent = self.backbone.get_submodule(parent_path) if parent_path else self.backbone
         head = self.backbone.get_submodule(head_path)
@@ -124,12 +127,12 @@ class SpectrogramImageCNN(nn.Module):
             raise ValueError(f"expected spectrograms of {self.in_channels} rows x {self.seq_len} "
                              f"frames (as trained), got {tuple(x.shape[1:])}: other "
                              "preprocessing than the model's?")
-        image = x.reshape(len(x), self.leads, -1, self.seq_len)
+        image = x.reshape(len(x), self.image_leads, -1, self.seq_len)
         mean = image.mean(dim=(1, 2, 3), keepdim=True)
         std = image.std(dim=(1, 2, 3), keepdim=True).clamp(min=1e-6)
         image = nn.functional.interpolate((image - mean) / std, size=(self.image_size,) * 2,
                                           mode="bilinear", align_corners=False)
-        return image.expand(-1, 3, -1, -1) if self.leads == 1 else image
+        return image.expand(-1, 3, -1, -1) if self.image_leads == 1 else image
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(self.images(x))  # the task takes the logits to float32

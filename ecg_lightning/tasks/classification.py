@@ -1,7 +1,9 @@
 """The classification LightningModule: loss, metrics, optimiser and scheduler plumbing.
 
 Any ``nn.Module`` that maps ``[batch, channels, time]`` (or the datamodule's inputs) to class
-logits plugs in as ``net``. Multiclass (binary included: two classes) uses softmax
+logits plugs in as ``net``. Batches are mappings of named inputs plus ``"target"``
+(``data/base.py``); the net receives the inputs it declares (``models/fusion.py``:
+``input_names``, by default just ``signal``), in that order. Multiclass (binary included: two classes) uses softmax
 probabilities; multilabel uses one sigmoid per label.
 
 Thresholds: every validation epoch chooses one G-mean threshold per class on its ROC curve
@@ -14,15 +16,22 @@ Papers that train differently
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 import lightning as L
 import torch
 from torch import nn
+from torchmetrics.aggregation import CatMetric
 
+from ecg_lightning import tracking
+from ecg_lightning.data.base import RECORD, SIGNAL, TARGET
 from ecg_lightning.metrics import (absent_classes, bootstrapped_metrics, classification_metrics,
                                    decisions_at, flatten, flatten_bootstrap, flatten_thresholds,
-                                   gmean_thresholds, one_vs_rest, roc_curves, threshold_stats)
+                                   flatten_scored, gmean_thresholds, one_vs_rest, per_record_rows,
+                                   record_bootstrap, roc_curves, scored_decisions,
+                                   scored_metrics, threshold_stats)
+from ecg_lightning.models.fusion import input_names
 
 
 class ClassificationTask(L.LightningModule):
@@ -55,20 +64,30 @@ class ClassificationTask(L.LightningModule):
         self.register_buffer("gmean_thresholds", torch.full((num_classes,), float("nan")))
         self.test_at_thresholds = threshold_stats(num_classes)
         self.test_bootstrap = bootstrapped_metrics(num_classes, task, bootstrap_resamples)
+        # AAMI-scored classes (N, S, V, F: the label scheme's ``scored_classes``): beats of
+        # the other classes (Q) are left out and decisions are the most probable scored class;
+        # every scored decision is kept with its record for the record-level bootstrap.
+        scored = (data_facts or {}).get("scored_classes") if task == "multiclass" else None
+        self.scored = [self.class_names.index(name) for name in scored] if scored else None
+        self.scored_items = nn.ModuleDict({
+            stage: nn.ModuleDict({key: CatMetric() for key in ("target", "predicted", "record")})
+            for stage in ("val", "test")}) if self.scored else None
+        self.record_names: list[str] = []  # the test records' names, set by on_test_start
         self.test_examples: list[dict] = []  # a few test inputs per class, for the report figure
         self.test_report: dict | None = None  # filled at the end of testing, read by run.py
         self.nonfinite_steps = 0  # training steps skipped for a NaN/inf loss (training_step)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits of a batch of named inputs (the target, if there, is not read)."""
+        return self.net(*(batch[name] for name in input_names(self.net)))
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.softmax(logits, dim=-1) if self.task == "multiclass" else torch.sigmoid(logits)
 
     def _logits_and_loss(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x, y = batch
+        y = batch[TARGET]
         # float32 logits: under bf16/fp16 autocast the loss and the probabilities stay accurate.
-        logits = self(x).float()
+        logits = self(batch).float()
         return logits, self.loss(logits, y), y
 
     def _step(self, batch, stage: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -96,6 +115,36 @@ class ClassificationTask(L.LightningModule):
         _, probs, y = self._step(batch, "val")
         self.val_metrics.update(probs, y)
         self.val_roc.update(probs, y)
+        self._keep_scored("val", batch, probs, y)
+
+    def _keep_scored(self, stage: str, batch, probs: torch.Tensor, y: torch.Tensor) -> None:
+        if self.scored is None:
+            return
+        kept, target, predicted = scored_decisions(probs, y, self.scored)
+        record = batch[RECORD][kept] if RECORD in batch else torch.zeros_like(target)
+        for key, values in (("target", target), ("predicted", predicted), ("record", record)):
+            self.scored_items[stage][key].update(values.float())
+
+    def _scored_results(self, stage: str, bootstrap: bool = False) -> tuple[dict, list[dict]]:
+        """The scored-class figures of the epoch (and, for test, the record bootstrap and the
+        per-record rows); the kept decisions are reset."""
+        if self.scored is None:
+            return {}, []
+        items = self.scored_items[stage]
+        if not items["target"].update_count:
+            return {}, []
+        target, predicted, record = (items[key].compute().long().flatten()
+                                     for key in ("target", "predicted", "record"))
+        for metric in items.values():
+            metric.reset()
+        names = [self.class_names[i] for i in self.scored]
+        flat = flatten_scored(stage, scored_metrics(target, predicted, len(names)), names, target)
+        if not bootstrap:
+            return flat, []
+        flat.update(record_bootstrap(target.cpu(), predicted.cpu(), record.cpu(), names,
+                                     self.hparams.bootstrap_resamples))
+        return flat, per_record_rows(target.cpu(), predicted.cpu(), record.cpu(),
+                                     self.record_names, names)
 
     def test_step(self, batch, batch_idx: int) -> None:
         _, probs, y = self._step(batch, "test")
@@ -107,7 +156,8 @@ class ClassificationTask(L.LightningModule):
                                        one_vs_rest(y, len(self.class_names), self.task))
         for metric in self.test_bootstrap.values():
             metric.update(probs, y)
-        self._keep_examples(batch[0], y, probs)
+        self._keep_scored("test", batch, probs, y)
+        self._keep_examples(batch[SIGNAL], y, probs)
 
     def _keep_examples(self, x: torch.Tensor, y: torch.Tensor, probs: torch.Tensor,
                        per_class: int = 3) -> None:
@@ -135,9 +185,15 @@ class ClassificationTask(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch_metrics("val", self.val_metrics)
+        self.log_dict(self._scored_results("val")[0])
         thresholds, _ = gmean_thresholds(*self.val_roc.compute())
         self.val_roc.reset()
         self.gmean_thresholds.copy_(thresholds)
+
+    def on_test_start(self) -> None:
+        """The names of the record codes the test batches carry (``batch["record"]``)."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        self.record_names = [str(name) for name in getattr(datamodule, "item_record_names", [])]
 
     def on_test_epoch_end(self) -> None:
         results = self._log_epoch_metrics("test", self.test_metrics)
@@ -145,14 +201,16 @@ class ClassificationTask(L.LightningModule):
             "test", self.gmean_thresholds, self.test_at_thresholds.compute(), self.class_names)
         bootstrap = flatten_bootstrap("test", {name: metric.compute() for name, metric
                                                in self.test_bootstrap.items()})
-        self.log_dict({**at_thresholds, **bootstrap})
+        scored, per_record = self._scored_results("test", bootstrap=True)
+        self.log_dict({**at_thresholds, **bootstrap, **scored})
         fpr, tpr, _ = self.test_roc.compute()
         for metric in (self.test_at_thresholds, self.test_roc, *self.test_bootstrap.values()):
             metric.reset()
         self.test_report = {
             "class_names": self.class_names,
             "metrics": {**flatten("test", results, self.class_names, self.task),
-                        **at_thresholds, **bootstrap},
+                        **at_thresholds, **bootstrap, **scored},
+            "per_record": per_record,
             "confusion": results["confusion"].cpu().tolist(),
             "absent_classes": absent_classes(results, self.class_names, self.task),
             "thresholds": threshold_rows,
@@ -184,3 +242,13 @@ class ClassificationTask(L.LightningModule):
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer=optimizer),
                                  "monitor": self.hparams.scheduler_monitor, "interval": "epoch"}}
+
+    def write_test_report(self, output_dir) -> list[Path]:
+        """Write the last test's report into ``output_dir``; return the files' paths.
+
+        ``metrics_test.json``, thresholds, confusion matrices, ROC curves and examples, by the
+        generic writer in ``tracking``; a task with another report overrides this method.
+        """
+        if self.test_report is None:
+            raise RuntimeError("no test report to write: run trainer.test(...) first")
+        return tracking.write_test_report(self.test_report, Path(output_dir))

@@ -26,8 +26,8 @@ validation; the percentile needs none and sets the expected false-alarm rate on 
 ``test/specificity``, ``test/precision``, ``test/f1``, ``test/accuracy``,
 ``test/score_threshold``.
 
-Report (``test_report``, written by :func:`write_test_report` through
-``tracking.write_test_report``): ``metrics_test.json``, ``test_scores.csv`` (every test item's
+Report (``test_report``, written by ``ReconstructionTask.write_test_report`` with
+:func:`write_test_report`): ``metrics_test.json``, ``test_scores.csv`` (every test item's
 score and decision), ``reconstructions.png`` (inputs and reconstructions of normal and abnormal
 test beats) and ``anomaly_scores.png`` (score histograms with the threshold).
 """
@@ -50,6 +50,7 @@ from torchmetrics.classification import (BinaryAccuracy, BinaryAUROC, BinaryConf
 from torchmetrics.functional.classification import binary_auroc
 from torchmetrics.wrappers import BootStrapper
 
+from ecg_lightning.data.base import SIGNAL, TARGET
 from ecg_lightning.metrics import CI_QUANTILES
 from ecg_lightning.tasks.classification import ClassificationTask
 
@@ -101,13 +102,14 @@ class ReconstructionTask(L.LightningModule):
         self.test_examples: list[dict] = []
         self.test_report: dict | None = None  # filled at the end of testing, read by run.py
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The reconstruction of the batch's ``signal``."""
+        return self.net(batch[SIGNAL])
 
     def _step(self, batch, stage: str):
         """Reconstruct, score every item, log the stage's loss; (scores, abnormal, reconstruction)."""
-        x, y = batch
-        reconstruction = self(x)
+        x, y = batch[SIGNAL], batch[TARGET]
+        reconstruction = self(batch)
         scores = self.loss(reconstruction, x).flatten(1).mean(dim=1)
         self.log(f"{stage}/loss", scores.mean(), on_step=stage == "train", on_epoch=True,
                  prog_bar=stage != "test", batch_size=len(x), sync_dist=stage != "train")
@@ -143,7 +145,7 @@ class ReconstructionTask(L.LightningModule):
         flagged = (scores >= self.score_threshold).long()  # a NaN threshold flags nothing
         self.test_at_threshold.update(flagged, abnormal)
         self.test_confusion.update(flagged, abnormal)
-        self._keep_examples(batch[0], reconstruction, scores, abnormal)
+        self._keep_examples(batch[SIGNAL], reconstruction, scores, abnormal)
 
     def _keep_examples(self, x, reconstruction, scores, abnormal) -> None:
         """The first ``examples_per_class`` normal and abnormal test beats, for the figure."""
@@ -189,6 +191,12 @@ class ReconstructionTask(L.LightningModule):
 
     # The optimiser and scheduler come from the config exactly as for classification.
     configure_optimizers = ClassificationTask.configure_optimizers
+
+    def write_test_report(self, output_dir) -> list[Path]:
+        """Write the last test's report into ``output_dir`` (see the module docstring)."""
+        if self.test_report is None:
+            raise RuntimeError("no test report to write: run trainer.test(...) first")
+        return write_test_report(self.test_report, Path(output_dir))  # the module's function
 
 
 def write_test_report(report: dict, output_dir: Path) -> list[Path]:
