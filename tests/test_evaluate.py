@@ -96,6 +96,7 @@ def test_files_that_are_not_checkpoints_are_refused(tmp_path):
         evaluate(str(other))
 
 
+@pytest.mark.slow  # 10-15 s; moved out of the fast suite to keep it under 10 minutes
 def test_command_line(trained):
     root, overrides, _, best, train_metrics, _ = trained
     result = subprocess.run([sys.executable, "-m", "ecg_lightning.evaluate", f"ckpt={best}",

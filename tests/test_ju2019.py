@@ -84,6 +84,7 @@ def compose(tmp_path, cache_dir, *overrides, logger="csv"):
                            "callbacks.progress_bar.refresh_rate=0"])
 
 
+@pytest.mark.slow  # 10-15 s; moved out of the fast suite to keep it under 10 minutes
 def test_paper_preset_trains_in_process(tmp_path, mitdb_cache_dir, monkeypatch):
     """fast_dev_run of the preset, logged to MLflow: symbol class names such as "/" and '"'
     once made invalid MLflow param keys."""

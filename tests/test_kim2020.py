@@ -216,6 +216,7 @@ def test_ecgiddb_preset_runs(tmp_path, ecgid, data_dir):
     assert 0.0 <= metrics["test/accuracy"] <= 1.0
 
 
+@pytest.mark.slow  # 10-15 s; moved out of the fast suite to keep it under 10 minutes
 def test_nsrdb_preset_runs_and_summary_prints_the_card(nsrdb_mirror, tmp_path, monkeypatch):
     root = write_nsrdb(tmp_path / "nsrdb")
     value, metrics = train(compose(tmp_path, tmp_path / "cache", "experiment=kim2020_nsrdb",

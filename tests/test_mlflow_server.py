@@ -93,6 +93,7 @@ def server(tmp_path_factory):
         yield url, folder
 
 
+@pytest.mark.slow  # 10-15 s; moved out of the fast suite to keep it under 10 minutes
 def test_training_logs_to_a_real_server_and_reads_back_over_http(server, tmp_path,
                                                                  mitdb_cache_dir):
     url, folder = server

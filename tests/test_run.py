@@ -89,6 +89,7 @@ def test_wrong_group_option_lists_valid_options(tmp_path, mitdb_cache_dir):
     assert "lstm" in result.stderr and "gru" in result.stderr
 
 
+@pytest.mark.slow  # 10-15 s; moved out of the fast suite to keep it under 10 minutes
 def test_paper_preset_runs(tmp_path, mitdb_cache_dir):
     """experiment=satheeswaran2024_mitdb on one batch; its split is tagged intra_patient."""
     result = run_cli(tmp_path, mitdb_cache_dir, "experiment=satheeswaran2024_mitdb", "debug=fdr")
