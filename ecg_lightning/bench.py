@@ -454,8 +454,8 @@ def bench_augment(datamodule, runs: list[dict]):
 
 def bench_prepare_rr(workdir: Path, settings: Settings, one_lead: dict):
     """mitdb with both leads and RR features against the default (one lead, no RR features)."""
-    cfg = compose_config(["data.leads=all", "data.rr_features=[pre,post,local,average]",
-                          f"paths.output_dir={workdir}"])
+    cfg = compose_config(["data=mitdb", "data.leads=all",
+                          "data.rr_features=[pre,post,local,average]", f"paths.output_dir={workdir}"])
     (workdir / "mitdb-rr").mkdir()
     figures, _, notes, _ = bench_prepare(cfg, workdir / "mitdb-rr", settings, [])
     figures["cold_ratio_over_one_lead"] = round(figures["cold_median_s"]

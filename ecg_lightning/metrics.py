@@ -276,18 +276,21 @@ def record_bootstrap(target: torch.Tensor, predicted: torch.Tensor, record: torc
 def per_record_rows(target: torch.Tensor, predicted: torch.Tensor, record: torch.Tensor,
                     record_names: list[str], names: list[str]) -> list[dict]:
     """One row per record: beats per reference class, then each class's Se and +P there
-    (empty where undefined: no reference beat of the class, or no call of it)."""
+    (``scored_metrics``; empty where undefined: no reference beat of the class, or no call)."""
     rows = []
     for code in torch.unique(record).tolist():
         mine = record == code
         t, p = target[mine], predicted[mine]
+        results = scored_metrics(t, p, len(names))
+        support = torch.bincount(t, minlength=len(names))
+        called = torch.bincount(p, minlength=len(names))
         row = {"record": record_names[code] if code < len(record_names) else str(code),
                "beats": int(mine.sum())}
         for index, name in enumerate(names):
-            truth, called = t == index, p == index
-            hits = int((truth & called).sum())
-            row[f"{name}_beats"] = int(truth.sum())
-            row[f"{name}_Se"] = round(hits / int(truth.sum()), 4) if truth.any() else ""
-            row[f"{name}_+P"] = round(hits / int(called.sum()), 4) if called.any() else ""
+            row[f"{name}_beats"] = int(support[index])
+            row[f"{name}_Se"] = (round(float(results["sensitivity"][index]), 4)
+                                 if support[index] else "")
+            row[f"{name}_+P"] = (round(float(results["precision"][index]), 4)
+                                 if called[index] else "")
         rows.append(row)
     return rows

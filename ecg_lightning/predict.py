@@ -87,8 +87,10 @@ def beat_inputs(datamodule: BeatDataModule, record: Path, facts: dict) -> dict:
                          f"({', '.join(read['leads'])} here)")
     is_beat = np.isin(read["symbols"], BEAT_SYMBOLS)  # classify beats, not rhythm or noise marks
     samples = read["samples"][is_beat]
-    inputs = {SIGNAL: with_record_template(read["windows"][is_beat],
-                                           np.zeros(int(is_beat.sum())), datamodule.record_template)}
+    windows = read["windows"][is_beat]
+    if datamodule.record_template is not None:  # this record's own median beat
+        windows = with_record_template(windows, read["template"], datamodule.record_template)
+    inputs = {SIGNAL: windows}
     if datamodule.rr_features:  # the same features, from this record's own beat positions
         inputs["rr"] = datamodule.rr_of_record(samples, read["beat_samples"],
                                                read["gap_samples"], read["fs"], str(record))

@@ -36,7 +36,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from ecg_lightning import sweeps, tracking  # importing sweeps registers ${direction:...}
-from ecg_lightning.models.fusion import WindowIgnored, with_auxiliary_inputs
+from ecg_lightning.models.fusion import with_auxiliary_inputs
 
 log = logging.getLogger(__name__)
 DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}  # no space, quota, file-size limit
@@ -60,9 +60,6 @@ def model_from_facts(cfg: DictConfig, facts: dict) -> L.LightningModule:
     # RR features, tabular values...: every input beside the signal joins the net's head.
     net = with_auxiliary_inputs(net, facts.get("auxiliary_inputs"),
                                 **OmegaConf.to_container(cfg.get("fusion") or {}))
-    if isinstance(net, WindowIgnored):
-        raise ValueError("model=rr_only classifies from the auxiliary inputs alone, and this data "
-                         "has no auxiliary input: set data.rr_features (e.g. [pre_norm, post_norm])")
     loss = instantiate_with_facts(cfg.loss, facts)  # class_counts, num_items
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     return instantiate(cfg.model, net=net, loss=loss, optimizer=instantiate(cfg.optimizer),

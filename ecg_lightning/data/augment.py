@@ -42,6 +42,15 @@ def _number(name: str, value, *, optional: bool) -> float | None:
     return value
 
 
+def _optional(name: str, value, valid, requirement: str) -> float | None:
+    """An augmenter's main parameter: ``None`` (off) or a number that ``valid`` accepts;
+    ValueError naming ``data.augment.<name>`` and the ``requirement`` otherwise."""
+    value = _number(name, value, optional=True)
+    if value is not None and not valid(value):
+        raise ValueError(f"{PREFIX}{name}={value:g} must be {requirement}")
+    return value
+
+
 class Augment:
     """Random, per-item ECG augmentation of a training batch ``[batch, channels, time]``.
 
@@ -111,15 +120,11 @@ class Augment:
                 raise ValueError(f"{PREFIX}{name}={value:g} must be a probability in [0, 1]")
             setattr(self, name, value)
 
-        self.noise_snr_db = _number("noise_snr_db", noise_snr_db, optional=True)
-        if self.noise_snr_db is not None and not self.noise_snr_db > 0:
-            raise ValueError(f"{PREFIX}noise_snr_db={self.noise_snr_db:g} must be > 0 dB "
-                             "(or null for no noise)")
-
-        self.wander_amplitude = _number("wander_amplitude", wander_amplitude, optional=True)
-        if self.wander_amplitude is not None and not self.wander_amplitude >= 0:
-            raise ValueError(f"{PREFIX}wander_amplitude={self.wander_amplitude:g} must be >= 0 "
-                             "(multiples of the window's standard deviation; null for no wander)")
+        self.noise_snr_db = _optional("noise_snr_db", noise_snr_db, lambda v: v > 0,
+                                      "> 0 dB (or null for no noise)")
+        self.wander_amplitude = _optional(
+            "wander_amplitude", wander_amplitude, lambda v: v >= 0,
+            ">= 0 (multiples of the window's standard deviation; null for no wander)")
         self.wander_min_hz = _number("wander_min_hz", wander_min_hz, optional=False)
         self.wander_max_hz = _number("wander_max_hz", wander_max_hz, optional=False)
         if not self.wander_min_hz > 0:
@@ -127,16 +132,10 @@ class Augment:
         if not self.wander_max_hz >= self.wander_min_hz:
             raise ValueError(f"{PREFIX}wander_max_hz={self.wander_max_hz:g} must be >= "
                              f"{PREFIX}wander_min_hz={self.wander_min_hz:g} Hz")
-
-        self.scale = _number("scale", scale, optional=True)
-        if self.scale is not None and not 0.0 <= self.scale < 1.0:
-            raise ValueError(f"{PREFIX}scale={self.scale:g} must be in [0, 1) (factors in "
-                             "[1 - scale, 1 + scale]; null for no scaling)")
-
-        self.shift_seconds = _number("shift_seconds", shift_seconds, optional=True)
-        if self.shift_seconds is not None and not self.shift_seconds >= 0:
-            raise ValueError(f"{PREFIX}shift_seconds={self.shift_seconds:g} must be >= 0 s "
-                             "(or null for no shift)")
+        self.scale = _optional("scale", scale, lambda v: 0.0 <= v < 1.0,
+                               "in [0, 1) (factors in [1 - scale, 1 + scale]; null for no scaling)")
+        self.shift_seconds = _optional("shift_seconds", shift_seconds, lambda v: v >= 0,
+                                       ">= 0 s (or null for no shift)")
 
     # ------------------------------------------------------------------ settings
     def describe(self) -> dict:

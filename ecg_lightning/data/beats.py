@@ -242,10 +242,20 @@ def is_flat(raw: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
     return np.ptp(windows, axis=1) < FLAT_PEAK_TO_PEAK
 
 
-def with_record_template(windows: np.ndarray, records: np.ndarray, mode: str | None) -> np.ndarray:
-    """``record_template``: each window minus the median window of its own record, per lead
-    (``subtract``), or both side by side (``append``: ``[N, 2 * leads, T]``); ``None`` keeps
-    the windows.
+def median_beat(windows: np.ndarray, symbols: np.ndarray) -> np.ndarray:
+    """A record's template for ``record_template``: the median of its beat windows, per lead
+    and sample (``[leads, samples]``; zeros for a record without beats). Computed once, when
+    the record is read, and cached with its windows."""
+    beats = np.isin(symbols, BEAT_SYMBOLS)
+    if not beats.any():
+        return np.zeros(windows.shape[1:], dtype=np.float32)
+    return np.median(windows[beats], axis=0).astype(np.float32)
+
+
+def with_record_template(windows: np.ndarray, templates: np.ndarray, mode: str | None) -> np.ndarray:
+    """``record_template``: each window minus its record's template (``templates``: one per
+    window, ``median_beat`` of its record), per lead (``subtract``), or both side by side
+    (``append``: ``[N, 2 * leads, T]``); ``None`` keeps the windows.
 
     The median beat of a record is its patient's usual beat; the difference from it is what a
     beat does unlike that patient's others, which carries across patients better than the raw
@@ -255,10 +265,7 @@ def with_record_template(windows: np.ndarray, records: np.ndarray, mode: str | N
     """
     if mode is None:
         return windows
-    difference = np.empty_like(windows)
-    for record in np.unique(records):
-        mine = records == record
-        difference[mine] = windows[mine] - np.median(windows[mine], axis=0, keepdims=True)
+    difference = windows - templates
     return difference if mode == "subtract" else np.concatenate([windows, difference], axis=1)
 
 
@@ -311,7 +318,7 @@ def read_beat_windows(path: Path, leads, fs: float | None, bandpass, derivative:
                       max_seconds: float | None = None, segmentation: str = "beats",
                       window_seconds: float | None = None,
                       stride_seconds: float | None = None,
-                      check_annotations: bool = True) -> dict:
+                      check_annotations: bool = True, template: bool = False) -> dict:
     """Windows ``[n, leads, samples]`` around every beat position of one record.
 
     ``leads``: a list of channel names, ``"all"`` or ``"first"`` (see ``choose_channels``); a
@@ -396,8 +403,11 @@ def read_beat_windows(path: Path, leads, fs: float | None, bandpass, derivative:
     crosses_edge = (samples - pre < 0) | (samples + post > signal.shape[1])
     flat = is_flat(np.pad(raw[0], (pre, post), mode="edge"), samples, pre + post)
     keep = np.flatnonzero(~flat)
-    windows = pad_windows(signal, samples[keep], pre, post)
-    return {**common, "windows": normalize_windows(windows.astype(np.float32), normalize),
+    windows = normalize_windows(pad_windows(signal, samples[keep], pre, post).astype(np.float32),
+                                normalize)
+    if template:  # one [leads, samples] median beat per record, for data.record_template
+        common["template"] = median_beat(windows, symbols[keep])[None]
+    return {**common, "windows": windows,
             "symbols": symbols[keep], "samples": samples[keep].astype(np.int64),
             "padded_at_edges": int(crosses_edge[keep].sum()), "flat_windows": int(flat.sum())}
 
@@ -520,6 +530,8 @@ class BeatDataModule(ECGDataModule):
         if self.segmentation == "sliding":  # beat-centred configs keep their existing keys
             config.update(segmentation="sliding", window_seconds=self.window_seconds,
                           stride_seconds=self.stride_seconds)
+        if self.record_template is not None:  # the median beats are cached with the windows
+            config["templates"] = True
         return config
 
     def read_options(self) -> dict:
@@ -529,7 +541,8 @@ class BeatDataModule(ECGDataModule):
                 "pre_seconds": self.pre_seconds, "post_seconds": self.post_seconds,
                 "normalize": self.normalize, "beats": self.beats, "max_seconds": self.max_seconds,
                 "segmentation": self.segmentation, "window_seconds": self.window_seconds,
-                "stride_seconds": self.stride_seconds, "check_annotations": self.check_annotations}
+                "stride_seconds": self.stride_seconds, "check_annotations": self.check_annotations,
+                "template": self.record_template is not None}
 
     def build_arrays(self) -> tuple[dict[str, np.ndarray], dict]:
         names = self.record_names()
@@ -565,6 +578,9 @@ class BeatDataModule(ECGDataModule):
                   "gap_samples": joined("gap_samples"), "gap_records": owners("gap_samples")}
         if self.segmentation == "sliding":  # each window's first sample (samples: its centre beat)
             arrays["starts"] = joined("starts")
+        if self.record_template is not None:  # one median beat per record
+            arrays["templates"] = joined("template")
+            arrays["template_records"] = owners("template")
         per_record = {key: {n: r[key] for n, r in kept.items()}
                       for key in ("leads", "padded_at_edges", "flat_windows",
                                   "annotations_past_end")}
@@ -600,8 +616,13 @@ class BeatDataModule(ECGDataModule):
         self.records = records[keep]
         self.samples = arrays["samples"][keep]
         self.groups = subjects[keep]
-        self.raw_inputs = {SIGNAL: with_record_template(  # [N, leads (x 2 for append), T]
-            np.asarray(arrays["windows"][keep]), self.records.astype(str), self.record_template)}
+        windows = np.asarray(arrays["windows"][keep])  # [N, leads, T]
+        if self.record_template is not None:  # each item's record's cached median beat
+            template_of = {name: i for i, name in enumerate(arrays["template_records"])}
+            index = np.array([template_of[r] for r in records[keep]], dtype=np.int64)
+            windows = with_record_template(windows, np.asarray(arrays["templates"])[index],
+                                           self.record_template)
+        self.raw_inputs = {SIGNAL: windows}  # [N, leads (x 2 for append), T]
         if self.rr_features:
             self.raw_inputs["rr"] = self.rr_of_items(arrays)
 

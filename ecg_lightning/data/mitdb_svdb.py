@@ -32,7 +32,7 @@ from ecg_lightning.data.svdb import SVDBDataModule
 # The reading options both databases share (everything that shapes a window).
 READ_OPTIONS = ("fs", "bandpass", "derivative", "smoothing_seconds", "pre_seconds",
                 "post_seconds", "normalize", "beats", "max_seconds", "segmentation",
-                "window_seconds", "stride_seconds", "check_annotations")
+                "window_seconds", "stride_seconds", "check_annotations", "record_template")
 
 
 class MITDBSVDBDataModule(BeatDataModule):
@@ -105,7 +105,7 @@ class MITDBSVDBDataModule(BeatDataModule):
         rates = {}
         for db, part in self.parts.items():
             part_arrays, part_info = part.build_arrays()
-            for key in ("records", "beat_records", "gap_records"):
+            for key in [k for k in part_arrays if k.endswith("records")]:
                 part_arrays[key] = np.char.add(f"{db}/", part_arrays[key].astype(str))
             for key, values in part_arrays.items():
                 arrays.setdefault(key, []).append(values)

@@ -101,6 +101,10 @@ def with_auxiliary_inputs(net: nn.Module, auxiliary_inputs: dict[str, int] | Non
                           embedding_size: int = 32) -> nn.Module:
     """``net`` itself without auxiliary inputs, else wrapped in :class:`AuxiliaryFusion`."""
     if not auxiliary_inputs:
+        if getattr(net, "needs_auxiliary_inputs", False):
+            raise ValueError(f"{type(net).__name__} classifies from the auxiliary inputs alone, "
+                             "and this data has no auxiliary input: set data.rr_features "
+                             "(e.g. [pre_norm, post_norm])")
         return net
     return AuxiliaryFusion(net, dict(auxiliary_inputs), embedding_size)
 
@@ -111,6 +115,7 @@ class WindowIgnored(nn.Module):
     (or tabular values) alone, by the same embedding and head as every fused model."""
 
     head_path = "head"
+    needs_auxiliary_inputs = True  # without them it has nothing to classify from
 
     def __init__(self, num_classes: int) -> None:
         super().__init__()
