@@ -77,16 +77,15 @@ class Settings:
     cold_repeats: int = 3
     warm_repeats: int = 5
     warmup_steps: int = 3
-    # Whole runs vary by ~5-10 % on a shared VM, so many shorter runs beat a few long ones.
-    timed_steps: int = 15
+    # Every timed run trains until its timed batches have taken at least this long: runs of
+    # 15 steps (~0.6 s) swung the ratio from 0.96 to 0.83 between two runs of the same code
+    # on a shared machine; runs of >= 5 s, interleaved over >= 6 rounds, with the spread of
+    # the per-round ratios written beside the median, say whether a verdict is possible.
+    min_run_s: float = 5.0
     rounds: int = 6  # one plain and one Lightning run each; even, so each loop goes first equally
-    # A run stops after the timed batch that crosses this budget (a loaded machine can slow
-    # steps tenfold): the bench stays within minutes, and each run reports its batch count.
-    run_budget_s: float = 20.0
 
 
-QUICK = Settings(cold_repeats=1, warm_repeats=3, warmup_steps=1, timed_steps=4, rounds=2,
-                 run_budget_s=5.0)
+QUICK = Settings(cold_repeats=1, warm_repeats=3, warmup_steps=1, min_run_s=0.5, rounds=2)
 
 
 @dataclass(frozen=True)
@@ -136,6 +135,25 @@ def timed(action, *args) -> float:
 
 def now_iso() -> str:
     return dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def quartiles(values: list[float]) -> list[float]:
+    """The 25 % and 75 % quantiles (``statistics``' inclusive method; one value: itself twice)."""
+    if len(values) < 2:
+        return [values[0], values[0]]
+    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return [q1, q3]
+
+
+def verdict(per_round: list[float], threshold: float) -> str:
+    """Whether the per-round ratios' interquartile range allows a verdict on ``>= threshold``."""
+    low, high = quartiles(per_round)
+    if low >= threshold:
+        return f"meets: the interquartile range {low:.3f}-{high:.3f} lies above {threshold:g}"
+    if high < threshold:
+        return f"misses: the interquartile range {low:.3f}-{high:.3f} lies below {threshold:g}"
+    return (f"no verdict: the interquartile range {low:.3f}-{high:.3f} straddles {threshold:g} "
+            "(the machine's noise is larger than the difference)")
 
 
 def median(values: list[float]) -> float:
@@ -233,14 +251,16 @@ def plain_loop(task: L.LightningModule, loader, settings: Settings, _workdir: Pa
     """The task's own ``training_step`` driven by hand: fetch a batch, ``training_step``
     (forward, loss, train-metric update; its ``self.log`` calls return at once without a
     Trainer), zero_grad, backward, the optimiser step; the task's end-of-epoch hook at the end
-    (train metrics compute and reset). What Lightning adds is the difference. Times fetches."""
+    (train metrics compute and reset). What Lightning adds is the difference. Times fetches;
+    stops after the timed batch that reaches ``settings.min_run_s``."""
     optimizer = task.configure_optimizers()  # the task's own optimiser factory
     optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
     task.train()
     batches = iter(loader)
     fetch_s = 0.0
     timed_batches = samples = 0
-    for step in range(settings.warmup_steps + settings.timed_steps):
+    step = 0
+    while True:
         if step == settings.warmup_steps:
             fetch_s = 0.0
             start = time.perf_counter()
@@ -257,8 +277,9 @@ def plain_loop(task: L.LightningModule, loader, settings: Settings, _workdir: Pa
         if step >= settings.warmup_steps:
             timed_batches += 1
             samples += len(batch["target"])
-            if time.perf_counter() - start > settings.run_budget_s:
+            if time.perf_counter() - start >= settings.min_run_s:
                 break
+        step += 1
     task.on_train_epoch_end()
     seconds = time.perf_counter() - start
     return {"batches": timed_batches, "samples": samples, "seconds": seconds, "fetch_s": fetch_s}
@@ -266,10 +287,10 @@ def plain_loop(task: L.LightningModule, loader, settings: Settings, _workdir: Pa
 
 class StepTimer(L.Callback):
     """Clock from the start of the first batch after ``warmup`` batches to the end of fit;
-    stops the fit once the timed batches have taken more than ``budget_s``."""
+    stops the fit once the timed batches have taken at least ``min_run_s``."""
 
-    def __init__(self, warmup: int, budget_s: float) -> None:
-        self.warmup, self.budget_s = warmup, budget_s
+    def __init__(self, warmup: int, min_run_s: float) -> None:
+        self.warmup, self.min_run_s = warmup, min_run_s
         self.batches = self.samples = 0
         self.start = self.seconds = None
 
@@ -281,7 +302,7 @@ class StepTimer(L.Callback):
         self.batches += 1
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        if self.start is not None and time.perf_counter() - self.start > self.budget_s:
+        if self.start is not None and time.perf_counter() - self.start >= self.min_run_s:
             trainer.should_stop = True
 
     def on_train_end(self, trainer, pl_module) -> None:
@@ -289,9 +310,10 @@ class StepTimer(L.Callback):
 
 
 def lightning_loop(task: L.LightningModule, loader, settings: Settings, workdir: Path) -> dict:
-    """``Trainer.fit`` of the task for ``warmup + timed`` steps, without validation or logging."""
-    timer = StepTimer(settings.warmup_steps, settings.run_budget_s)
-    trainer = L.Trainer(max_steps=settings.warmup_steps + settings.timed_steps,
+    """``Trainer.fit`` of the task until ``min_run_s`` of timed steps, without validation or
+    logging (epochs roll over as the plain loop's do)."""
+    timer = StepTimer(settings.warmup_steps, settings.min_run_s)
+    trainer = L.Trainer(max_steps=-1, max_epochs=10_000,
                         limit_val_batches=0, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False,
                         num_sanity_val_steps=0, accelerator="cpu", devices=1, callbacks=[timer],
@@ -326,14 +348,15 @@ def bench_training(runs: list[dict], batch_size: int, settings: Settings, train_
     per_round = [l["samples_per_s"] / p["samples_per_s"] for p, l in zip(plain, lightning)]
     figures = {
         "batch_size": batch_size, "warmup_steps": settings.warmup_steps,
-        "timed_steps": settings.timed_steps, "rounds": settings.rounds,
-        "run_budget_s": settings.run_budget_s,
+        "min_run_s": settings.min_run_s, "rounds": settings.rounds,
         "order": [r["loop"] for r in runs], "runs": runs,
         "plain_samples_per_s_median": round(plain_rate, 2),
         "lightning_samples_per_s_median": round(lightning_rate, 2),
         "ratio_lightning_over_plain": round(lightning_rate / plain_rate, 4),
         "ratio_per_round": rounded(per_round),
         "ratio_per_round_median": round(median(per_round), 4),
+        "ratio_per_round_iqr": rounded(quartiles(per_round)),
+        "ratio_verdict": verdict(per_round, 0.95),
         # one training epoch of the default run at the measured rate (validation not included)
         "train_items": train_items,
         "epoch_train_seconds_at_lightning_rate": round(train_items / lightning_rate, 2),
@@ -354,8 +377,12 @@ def bench_training(runs: list[dict], batch_size: int, settings: Settings, train_
                      "to on_train_end (Lightning prefetches one batch ahead, so one fetch, "
                      "about 2 ms, falls outside its window)",
         "warmup": "the first warmup_steps batches of each run are excluded from the count",
-        "budget": "a run stops after the timed batch that crosses run_budget_s; 'batches' "
+        "length": "a run stops after the timed batch that reaches min_run_s; 'batches' "
                   "is what each run timed",
+        "spread": "ratio_per_round: Lightning over plain within each round (the two runs of a "
+                  "round are neighbours in time); ratio_per_round_iqr: their interquartile "
+                  "range; ratio_verdict: whether that range lies above, below or across the "
+                  "0.95 target",
     }
     return figures, targets, notes
 
@@ -386,7 +413,7 @@ FAMILIES = {
                            "model=spectrogram_mobilenetv3", "model.net.image_size=32"],
 }
 BINDING_FAMILIES = ("lstm_rr_two_leads",)  # a target of its own issue, not informative
-FAMILY_SETTINGS = Settings(warmup_steps=2, timed_steps=10, rounds=4, run_budget_s=8.0)
+FAMILY_SETTINGS = Settings(warmup_steps=2, min_run_s=5.0, rounds=6)
 
 
 def bench_families(workdir: Path, databases: list[str], settings: Settings):
@@ -403,9 +430,15 @@ def bench_families(workdir: Path, databases: list[str], settings: Settings):
         datamodule = new_datamodule(cfg, workdir / f"family-{family}")
         prepare_and_setup(datamodule)
         runs = interleaved_runs(cfg, datamodule, settings, workdir)
-        plain = median([r["samples_per_s"] for r in runs if r["loop"] == "plain"])
-        lightning = median([r["samples_per_s"] for r in runs if r["loop"] == "lightning"])
+        plain_runs = [r for r in runs if r["loop"] == "plain"]
+        lightning_runs = [r for r in runs if r["loop"] == "lightning"]
+        plain = median([r["samples_per_s"] for r in plain_runs])
+        lightning = median([r["samples_per_s"] for r in lightning_runs])
+        per_round = [l["samples_per_s"] / p["samples_per_s"]
+                     for p, l in zip(plain_runs, lightning_runs)]
         figures[f"{family}_ratio"] = round(lightning / plain, 4)
+        figures[f"{family}_ratio_per_round_iqr"] = rounded(quartiles(per_round))
+        figures[f"{family}_ratio_verdict"] = verdict(per_round, 0.95)
         figures[f"{family}_plain_samples_per_s"] = round(plain, 2)
         figures[f"{family}_lightning_samples_per_s"] = round(lightning, 2)
         figures[f"{family}_fetch_share_pct"] = round(median(
@@ -416,8 +449,10 @@ def bench_families(workdir: Path, databases: list[str], settings: Settings):
     notes = {"families": {family: " ".join(overrides) for family, overrides in FAMILIES.items()},
              "skipped": skipped,
              "method": f"as train_throughput (same plain loop, interleaved runs) with "
-                       f"{settings.rounds} rounds of {settings.timed_steps} timed steps: noisier, "
-                       "so the targets are informative; fetch share from the plain runs"}
+                       f"{settings.rounds} rounds of runs of at least {settings.min_run_s:g} s; "
+                       "each family's per-round ratio interquartile range and verdict beside "
+                       "its median ratio; the targets other than the binding family's are "
+                       "informative; fetch share from the plain runs"}
     return figures, targets, notes
 
 
@@ -584,6 +619,10 @@ def format_table(reports: list[dict], summary: dict) -> str:
             target = check["target"]
             met = ("yes" if check["met"] else "NO") + (" (info)" if check["informative"] else "")
         lines.append(row.format(*key, f"{figures[key]:g}", unit, target, met).rstrip())
+    for report in reports:  # whether each ratio's spread allows a verdict
+        for name, value in report["figures"].items():
+            if name.endswith("verdict"):
+                lines.append(f"{report['benchmark']} {name}: {value}")
     machine = summary["machine"]
     if summary["databases_skipped"]:
         lines.append("not benchmarked: " + "; ".join(

@@ -54,6 +54,34 @@ def plot_roc_curves(fpr: list, tpr: list, thresholds: list[dict], class_names: l
     return path
 
 
+def plot_det_curves(curves: dict, metrics: dict, path: Path, points: int = 400) -> Path:
+    """Verification DET curves (false reject against false accept rate, log axes), one per
+    number of beats per decision, the equal error rate in the legend (``biometrics.py``)."""
+    fig, ax = plt.subplots(figsize=(6, 6))
+    floor = 1e-4  # log axes: rates of 0 are drawn at the floor
+    for k, curve in sorted(curves.items()):
+        far, frr = (np.clip(np.asarray(curve[key], dtype=float), floor, 1.0)
+                    for key in ("far", "frr"))
+        # a million impostor claims give a million curve points: keep ~``points``, log-spaced
+        keep = np.unique(np.searchsorted(far, np.geomspace(floor, 1.0, points)).clip(0, len(far) - 1))
+        eer = metrics.get(f"test/verification/k{k}/eer", float("nan"))
+        ax.plot(far[keep], frr[keep], lw=1.2,
+                label=f"{k} beat{'s' if k > 1 else ''} per decision, EER {100 * eer:.1f} %")
+    ax.plot([floor, 1], [floor, 1], ":", color="grey", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(floor, 1)
+    ax.set_ylim(floor, 1)
+    ax.set_xlabel("false accept rate (impostor claims accepted)")
+    ax.set_ylabel("false reject rate (genuine claims rejected)")
+    ax.set_title("test verification DET; dotted: equal error rates", fontsize=9)
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def plot_training_curves(histories: dict[str, list[tuple[int, float]]], path: Path) -> Path:
     """Per-epoch curves: losses on the left, every other metric on the right (x: epoch)."""
     fig, (loss_ax, metric_ax) = plt.subplots(1, 2, figsize=(10, 4))

@@ -4,8 +4,11 @@
     python -m ecg_lightning.report experiment_name=my-sweep group_by=model,loss
     python -m ecg_lightning.report metrics=test/accuracy,test/sensitivity/S out=paper/tables
     python -m ecg_lightning.report "filter=tags.preset = 'none'"     # an MLflow search filter
-    python -m ecg_lightning.report experiments=all group_by=preset,command latest=true
-                                             # the README's reproduction table
+    python -m ecg_lightning.report experiments=all latest=true export=outputs/reproductions
+                                             # every counted run's record, committed
+    python -m ecg_lightning.report records=outputs/reproductions latest=true \
+        group_by=preset,data,budget,protocol,command out=outputs/reproductions
+                                             # the README's paper table, from the records
 
 What it reads: the runs of one MLflow experiment (``experiment_name``, default the run
 config's ``ecg-lightning``), or of several (``experiments=a,b,c``; ``experiments=all``: every
@@ -27,7 +30,7 @@ silently: runs in any other state (FAILED, RUNNING, KILLED), re-tests of a check
 trained model twice, and runs that logged none of the metrics (``trainer.fast_dev_run``).
 
 What it writes (and prints): ``<out>/<experiment>.md`` (both tables) and
-``<out>/<experiment>.csv`` (the comparison: group tags, ``split``, ``n``, ``seeds``,
+``<out>/<experiment>.csv`` (``name=`` for another file name; the comparison: group tags, ``split``, ``n``, ``seeds``,
 ``folds``, and per metric ``<metric> mean``, ``<metric> std`` and ``<metric> count``, the
 number of runs that logged it, ``duration`` (the mean MLflow run time: training and testing,
 not the process start-up) and ``reference`` (the published figure that the group's preset
@@ -37,12 +40,31 @@ test/accuracy, test/f1_macro, test/f1_weighted, test/auroc_macro, test/auroc (au
 that the runs logged, or
 ``metrics=a,b,c``.
 
-Arguments are ``key=value`` words: ``group_by``, ``metrics``, ``out`` and ``filter`` are this
-command's own; every other word is a Hydra override of the run config.
+Run records (``export=<folder>``, ``records=<folder>``): the outputs folder and its MLflow
+store do not travel from one machine to the next, so every counted run (FINISHED training
+runs with test metrics, the newest per setting with ``latest=true``) can be exported as a
+small JSON record, ``<folder>/<experiment>/run-<run id>.json``: status, start, duration, the
+tags (command, preset, ``budget``, ``protocol``, split, seed...), the parameters that define
+the setting (``data/``, ``model/``, ``loss/``, ``optimizer/``, ``trainer/max_epochs``) and the
+final test metrics with ``epochs_run`` and ``best_epoch``; no checkpoint, no artifact.
+``records=<folder>`` reads every record under the folder instead of a store, so runs made on
+different days and machines add up to one table. A run from before the ``budget`` and
+``protocol`` tags existed gets them on export, from its ``overrides`` and preset
+(``tracking.preset_tags``).
+
+The paper table: ``group_by=preset,data,budget,protocol,command``. A row whose ``protocol``
+is not ``preset`` (the run overrode the split, label scheme, records, database or network:
+``tracking.PROTOCOL_KEYS``) shows no published figure: the preset's reference no longer
+describes it.
+
+Arguments are ``key=value`` words: ``group_by``, ``metrics``, ``out``, ``filter``,
+``experiments``, ``latest``, ``export``, ``records`` and ``name`` are this command's own; every other
+word is a Hydra override of the run config.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from dataclasses import dataclass, field
@@ -58,7 +80,12 @@ DEFAULT_GROUP_BY = ("data", "model", "loss")
 # test/auroc: the anomaly AUROC of the reconstruction task (autoencoders)
 HEADLINE_METRICS = ("test/accuracy", "test/f1_macro", "test/f1_weighted", "test/auroc_macro",
                     "test/auroc")
-OWN_KEYS = ("group_by", "metrics", "out", "filter", "experiments", "latest")
+OWN_KEYS = ("group_by", "metrics", "out", "filter", "experiments", "latest", "export", "records",
+            "name")
+# The parameters a run record keeps (MLflow's flattened names): what defines the setting.
+RECORD_PARAMS = ("data/", "model/", "loss/", "optimizer/", "scheduler/", "trainer/max_epochs",
+                 "callbacks/early_stopping/patience", "seed", "augment")
+RECORD_METRICS = ("test/", "epochs_run", "best_epoch", "seconds_per_epoch")
 MISSING = "-"  # shown for a tag a run does not carry (e.g. ``fold`` outside k-fold splits)
 EVALUATION_TAG = "evaluates_checkpoint"  # set by ecg_lightning.evaluate on its runs
 # Overrides that do not change what a run computes, left out of its ``command``.
@@ -132,13 +159,96 @@ def load_runs(client: MlflowClient, experiment_names: list[str],
         where = f" matching {filter_string!r}" if filter_string else ""
         raise ReportError(f"experiment {experiment_name!r} in {client.tracking_uri} has no "
                           f"runs{where}")
+    experiment_of = {e.experiment_id: e.name for e in experiments.values()}
     return pd.DataFrame([{"run_id": r.info.run_id, "status": r.info.status,
+                          "experiment": experiment_of[r.info.experiment_id],
                           "start": r.info.start_time,
                           "duration": ((r.info.end_time - r.info.start_time) / 1000
                                        if r.info.end_time else float("nan")),
                           **{f"tags.{k}": v for k, v in r.data.tags.items()},
-                          **{f"metrics.{k}": v for k, v in r.data.metrics.items()}}
+                          **{f"metrics.{k}": v for k, v in r.data.metrics.items()},
+                          **{f"params.{k}": v for k, v in r.data.params.items()
+                             if k.startswith(RECORD_PARAMS)}}
                          for r in runs])
+
+
+def load_records(folder: Path) -> pd.DataFrame:
+    """The run records under ``folder`` (``export``), as ``load_runs`` gives runs."""
+    files = sorted(Path(folder).rglob("run-*.json"))
+    if not files:
+        raise ReportError(f"no run record (run-*.json) under {Path(folder).resolve()}; write "
+                          "them with `python -m ecg_lightning.report export=<folder>`")
+    rows = []
+    for path in files:
+        try:
+            record = json.loads(path.read_text())
+            rows.append({"run_id": record["run_id"], "status": record["status"],
+                         "experiment": record["experiment"], "start": record["start"],
+                         "duration": record["duration"],
+                         **{f"{kind}.{k}": v for kind in ("tags", "metrics", "params")
+                            for k, v in record[kind].items()}})
+        except (ValueError, KeyError) as error:
+            raise ReportError(f"{path} is not a run record ({type(error).__name__}: {error}); "
+                              "records come from `report export=<folder>`") from error
+    return pd.DataFrame(rows)
+
+
+def with_preset_tags(runs: pd.DataFrame) -> pd.DataFrame:
+    """``budget`` and ``protocol`` for runs from before they were tagged (from ``overrides``)."""
+    from ecg_lightning.tracking import preset_tags
+
+    runs = runs.copy()
+    for column in ("tags.budget", "tags.protocol"):
+        if column not in runs:
+            runs[column] = None
+    known = {}  # (overrides, preset) -> tags: composing a config takes a fraction of a second
+    for index, row in runs[runs["tags.budget"].isna()].iterrows():
+        overrides, preset = row.get("tags.overrides"), row.get("tags.preset")
+        if not isinstance(overrides, str) or not isinstance(preset, str):
+            continue
+        if (overrides, preset) not in known:
+            try:
+                known[overrides, preset] = preset_tags(compose_config(overrides.split()), preset)
+            except ConfigCompositionException:  # a preset or key renamed since the run
+                known[overrides, preset] = None
+        tags = known[overrides, preset]
+        if tags is not None:
+            runs.loc[index, ["tags.budget", "tags.protocol"]] = [tags["budget"], tags["protocol"]]
+    return runs
+
+
+def row_part(row: pd.Series, kind: str, keep: tuple[str, ...] | None = None) -> dict:
+    """``{name: value}`` of a run row's ``tags.``, ``params.`` or ``metrics.`` columns that it
+    has (MLflow's own ``mlflow.*`` tags left out; ``keep``: only names starting so)."""
+    prefix = f"{kind}."
+    return {column[len(prefix):]: row[column] for column in row.index
+            if column.startswith(prefix) and not column.startswith("tags.mlflow.")
+            and pd.notna(row[column])
+            and (keep is None or column[len(prefix):].startswith(keep))}
+
+
+def export_records(runs: pd.DataFrame, counted: list[str], folder: Path,
+                   client: MlflowClient) -> list[Path]:
+    """One ``run-<id>.json`` per counted run (see the module docstring); returns the files.
+    A run from before ``seconds_per_epoch`` was logged gets it from its history here."""
+    from ecg_lightning.tracking import seconds_per_epoch
+
+    files = []
+    for _, row in runs[runs["run_id"].isin(counted)].iterrows():
+        if pd.isna(row.get("metrics.seconds_per_epoch", float("nan"))):
+            row["metrics.seconds_per_epoch"] = seconds_per_epoch(client, row["run_id"])
+        record = {"run_id": row["run_id"], "experiment": row["experiment"],
+                  "status": row["status"], "start": int(row["start"]),
+                  "duration": float(row["duration"]), "tags": row_part(row, "tags"),
+                  "params": row_part(row, "params"),
+                  "metrics": {name: round(float(value), 6) for name, value
+                              in row_part(row, "metrics", RECORD_METRICS).items()}}
+        experiment = re.sub(r"[^\w.-]+", "_", str(row["experiment"]))
+        path = Path(folder) / experiment / f"run-{row['run_id']}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+        files.append(path)
+    return files
 
 
 def group_keys(group_by: list[str]) -> list[str]:
@@ -154,8 +264,9 @@ def command_of(overrides: str) -> str:
 
 
 def summarize(runs: pd.DataFrame, group_by: list[str], metrics: list[str], latest: bool = False
-              ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The comparison table (FINISHED training runs) and the other runs counted per group."""
+              ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """The comparison table (FINISHED training runs), the other runs counted per group, and
+    the ids of the runs the table counts (what ``export`` writes)."""
     keys = group_keys(group_by)
     # Plain tag names as columns; a tag a run lacks reads "-" (groupby would drop NaN keys).
     frame = pd.DataFrame({"run_id": runs["run_id"], "start": runs["start"],
@@ -200,18 +311,22 @@ def summarize(runs: pd.DataFrame, group_by: list[str], metrics: list[str], lates
     not_counted = (others.groupby([*keys, "reason"], sort=True)["run_id"]
                    .agg(runs="count", run_ids=lambda ids: " ".join(sorted(ids)))
                    .reset_index())
-    return table, not_counted
+    return table, not_counted, finished["run_id"].tolist()
 
 
-def references(presets: pd.Series, overrides: list[str]) -> list[str]:
-    """The ``reference`` (published figure) of each group's preset config, ``-`` if none."""
+def references(presets: pd.Series, overrides: list[str], protocols=None) -> list[str]:
+    """The ``reference`` (published figure) of each group's preset config, ``-`` if none, and
+    none for a group whose ``protocol`` is not the preset's (``tracking.preset_tags``)."""
     found = {}
     for preset in set(presets) - {MISSING, "none"}:
         try:
             found[preset] = compose_config([*overrides, f"experiment={preset}"]).get("reference")
         except ConfigCompositionException:  # a preset renamed or removed since the run
             found[preset] = None
-    return [found.get(preset) or MISSING for preset in presets]
+    protocols = [MISSING] * len(presets) if protocols is None else list(protocols)
+    return [found.get(preset) or MISSING if protocol in ("preset", "no preset", MISSING)
+            else f"{MISSING} (not the preset's protocol)"
+            for preset, protocol in zip(presets, protocols)]
 
 
 def duration_text(seconds: float) -> str:
@@ -288,7 +403,20 @@ def make_report(argv: list[str]) -> Report:
     tracking_uri = str(cfg.logger.mlflow.tracking_uri)
     experiments = comma_list(options.get("experiments")) or [str(cfg.experiment_name)]
     experiment = ", ".join(experiments)
-    runs = load_runs(open_store(tracking_uri), experiments, options.get("filter", ""))
+    client = None
+    if options.get("records"):  # committed run records instead of a store
+        if options.get("filter"):
+            raise ReportError("filter= is an MLflow search filter: it reads a store, not "
+                              "records=; group or pick the rows by group_by instead")
+        runs = load_records(Path(options["records"]))
+        tracking_uri = f"records in {options['records']}"
+        experiment = "records" if "experiments" not in options else experiment
+        if "experiments" in options and experiments != ["all"]:
+            runs = runs[runs["experiment"].isin(experiments)]
+    else:
+        client = open_store(tracking_uri)
+        runs = load_runs(client, experiments, options.get("filter", ""))
+    runs = with_preset_tags(runs) if "tags.preset" in runs else runs
 
     tags = sorted(c.removeprefix("tags.") for c in runs.columns
                   if c.startswith("tags.") and not c.startswith("tags.mlflow."))
@@ -310,20 +438,26 @@ def make_report(argv: list[str]) -> Report:
     latest = options.get("latest", "false").lower()
     if latest not in ("true", "false"):
         raise ReportError(f"latest={options['latest']!r}: expected true or false")
-    table, not_counted = summarize(runs, group_by, metrics, latest=latest == "true")
+    table, not_counted, counted = summarize(runs, group_by, metrics, latest=latest == "true")
     if "preset" in table:
-        table["reference"] = references(table["preset"], overrides)
+        table["reference"] = references(table["preset"], overrides,
+                                        table["protocol"] if "protocol" in table else None)
     markdown = render(experiment, tracking_uri, runs, table, not_counted,
                       group_keys(group_by), metrics)
 
     out = Path(options.get("out") or Path(cfg.paths.outputs_dir) / "reports")
     out.mkdir(parents=True, exist_ok=True)
-    stem = re.sub(r"[^\w.-]+", "_", experiment)  # an experiment name may hold '/' or spaces
-    stem = stem[:100]  # experiments=all can name many
+    # the files' name: name=, else the experiment(s), which may hold '/' or spaces
+    stem = re.sub(r"[^\w.-]+", "_", options.get("name") or experiment)[:100]
     files = [out / f"{stem}.md", out / f"{stem}.csv", out / f"{stem}_not_counted.csv"]
     files[0].write_text(markdown)
     table.to_csv(files[1], index=False)
     not_counted.to_csv(files[2], index=False)  # always written: never a stale one left behind
+    if options.get("export"):
+        if client is None:
+            raise ReportError("export= writes records of the runs in an MLflow store; it "
+                              "cannot be combined with records=")
+        files += export_records(runs, counted, Path(options["export"]), client)
     return Report(table, not_counted, markdown, files)
 
 

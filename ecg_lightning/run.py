@@ -62,10 +62,13 @@ def model_from_facts(cfg: DictConfig, facts: dict) -> L.LightningModule:
                                 **OmegaConf.to_container(cfg.get("fusion") or {}))
     loss = instantiate_with_facts(cfg.loss, facts)  # class_counts, num_items
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    # identification data: beats per decision of the k-beat and verification figures
+    biometric = ({"identification_beats": list(cfg.get("identification_beats") or [1])}
+                 if facts.get("identification") else {})
     return instantiate(cfg.model, net=net, loss=loss, optimizer=instantiate(cfg.optimizer),
                        scheduler=scheduler, class_names=facts["class_names"], task=facts["task"],
                        run_config=OmegaConf.to_yaml(cfg, resolve=True), data_facts=facts,
-                       bootstrap_resamples=cfg.get("bootstrap_resamples", 200),
+                       bootstrap_resamples=cfg.get("bootstrap_resamples", 200), **biometric,
                        _convert_="all")  # plain lists in hparams: checkpoints load weights_only
 
 
@@ -244,8 +247,12 @@ def train(cfg: DictConfig, datamodule_state: dict | None = None) -> tuple[float,
             checkpoint = best_checkpoint_callback(trainer)
             if getattr(checkpoint, "best_model_score", None) is not None:
                 metrics[checkpoint.monitor] = float(checkpoint.best_model_score)
+            metrics.update(tracking.training_extent(trainer.current_epoch,
+                                                    getattr(checkpoint, "best_model_path", "")))
             if mlflow is not None:
                 tracking.log_training_curves(mlflow, output_dir)
+                mlflow.log_metrics({k: metrics[k] for k in ("epochs_run", "best_epoch")
+                                    if k in metrics})
         if cfg.test:
             # This run's own best checkpoint (a new run's folder held none before it: see
             # refuse_used_checkpoint_folder; a resumed run's best may be from its first part).

@@ -1,15 +1,18 @@
 """What every run records in MLflow besides Lightning's per-epoch metrics.
 
-Tags make runs filterable (data, model, loss, split, seed, fold, preset, git commit, sweep);
+Tags make runs filterable (data, model, loss, split, seed, fold, preset, git commit, sweep,
+the command, and against the preset's own config its ``budget`` and ``protocol``);
 the resolved config goes in as ``config.yaml`` (MLflow params cut values at 250 characters);
 the test report as ``metrics_test.json``, ``confusion_matrix.csv`` and a PNG, the G-mean
-thresholds as ``thresholds.json`` and ``thresholds.csv``, and the test ROC curves as a PNG.
+thresholds as ``thresholds.json`` and ``thresholds.csv``, the test ROC curves as a PNG, and for
+identification runs the verification DET curves (``verification_det.png``).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -17,8 +20,8 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.loggers import MLFlowLogger
 from omegaconf import DictConfig, OmegaConf
 
-from ecg_lightning.plots import (plot_confusion_matrix, plot_examples, plot_per_record,
-                                 plot_roc_curves, plot_training_curves)
+from ecg_lightning.plots import (plot_confusion_matrix, plot_det_curves, plot_examples,
+                                 plot_per_record, plot_roc_curves, plot_training_curves)
 
 
 def git_commit() -> str:
@@ -33,6 +36,53 @@ def git_commit() -> str:
 def hydra_runtime():
     """This process's Hydra config, or ``None`` when the config was composed by hand."""
     return HydraConfig.get() if HydraConfig.initialized() else None
+
+
+# What a preset's budget is: a run that changes any of these trains less (or more) than it.
+BUDGET_KEYS = ("trainer.max_epochs", "trainer.max_steps", "trainer.max_time",
+               "trainer.limit_train_batches", "trainer.fast_dev_run", "trainer.overfit_batches",
+               "callbacks.early_stopping.patience")
+# What a preset's ``reference`` describes: a run that changes one of these (another database,
+# split, label scheme, record lists or network) is no longer the paper's protocol.
+PROTOCOL_KEYS = ("data._target_", "data.split", "data.label_scheme", "data.train_records",
+                 "data.val_records", "data.test_records", "data.exclude_paced",
+                 "data.beat_symbols", "model.net._target_")
+
+
+def preset_config(preset: str) -> DictConfig:
+    """A preset composed with no other override (inside a Hydra app, by its own Hydra)."""
+    from hydra import compose
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():
+        return compose(config_name="config", overrides=[f"experiment={preset}"])
+    from ecg_lightning.summary import compose_config  # summary imports no tracking
+    return compose_config([f"experiment={preset}"])
+
+
+def preset_tags(cfg: DictConfig, preset: str) -> dict[str, str]:
+    """``budget`` and ``protocol`` of a run against its preset's own config.
+
+    ``budget``: ``full`` when no budget key (``BUDGET_KEYS``) differs from the preset's,
+    else what differs, e.g. ``trainer.max_epochs=10 (preset 30)``. ``protocol``: ``preset``,
+    or the protocol keys that differ, e.g. ``data.split=intra_patient (preset inter_patient)``,
+    and then ``report`` leaves the preset's published figure off the run's row.
+    """
+    if preset in ("none", ""):
+        return {"budget": f"{OmegaConf.select(cfg, 'trainer.max_epochs')} epochs, no preset",
+                "protocol": "no preset"}
+    base = preset_config(preset)
+
+    def differences(keys) -> str:
+        changed = []
+        for key in keys:
+            ours, theirs = OmegaConf.select(cfg, key), OmegaConf.select(base, key)
+            if ours != theirs:
+                changed.append(f"{key}={ours} (preset {theirs})")
+        return "; ".join(changed)
+
+    return {"budget": differences(BUDGET_KEYS) or "full",
+            "protocol": differences(PROTOCOL_KEYS) or "preset"}
 
 
 def run_tags(cfg: DictConfig, datamodule) -> dict[str, str]:
@@ -59,6 +109,10 @@ def run_tags(cfg: DictConfig, datamodule) -> dict[str, str]:
             tags["evaluates_run"] = str(cfg.evaluates.run)
     if runtime is not None:
         tags["overrides"] = " ".join(runtime.overrides.task)[:5000]
+        entry = "evaluate" if cfg.get("evaluates") else "run"
+        tags["command"] = " ".join([f"python -m ecg_lightning.{entry}",
+                                    *runtime.overrides.task])[:5000]
+        tags.update(preset_tags(cfg, tags["preset"]))
         if runtime.mode is not None and runtime.mode.name == "MULTIRUN":
             tags["sweep_dir"] = str(runtime.sweep.dir)
             tags["sweep_job"] = str(runtime.job.num)
@@ -90,7 +144,7 @@ def write_test_report(report: dict, output_dir: Path) -> list[Path]:
     output_dir.mkdir(parents=True, exist_ok=True)
     metrics_file = output_dir / "metrics_test.json"
     metrics_file.write_text(json.dumps({k: v for k, v in report.items()
-                                        if k not in ("roc", "examples")}, indent=1))
+                                        if k not in ("roc", "examples", "verification")}, indent=1))
     files = [metrics_file, *write_thresholds(report["thresholds"], output_dir)]
     files.append(plot_roc_curves(report["roc"]["fpr"], report["roc"]["tpr"], report["thresholds"],
                                  report["class_names"], output_dir / "roc_curves.png"))
@@ -99,6 +153,9 @@ def write_test_report(report: dict, output_dir: Path) -> list[Path]:
                                    output_dir / "test_examples.png"))
     if report.get("per_record"):  # scored classes (N, S, V, F) per test record
         files.extend(write_per_record(report["per_record"], output_dir))
+    if report.get("verification"):  # identification: DET curve per beats-per-decision k
+        files.append(plot_det_curves(report["verification"], report["metrics"],
+                                     output_dir / "verification_det.png"))
     if len(report["confusion"]) and isinstance(report["confusion"][0][0], list):
         return files  # multilabel: one 2x2 matrix per label, kept in the JSON
     for file_name, normalised in (("confusion_matrix.csv", False),
@@ -143,12 +200,25 @@ def write_thresholds(rows: list[dict], output_dir: Path) -> list[Path]:
     return [json_file, csv_file]
 
 
+def training_extent(epochs_run: int, best_checkpoint: str) -> dict[str, float]:
+    """``epochs_run`` (epochs completed, early stopping included) and ``best_epoch`` (1-based,
+    from the best checkpoint's file name ``best-epoch<N>``, 0-based there), for "how far
+    training got" beside a figure."""
+    extent = {"epochs_run": float(epochs_run)}
+    found = re.search(r"epoch(\d+)", Path(best_checkpoint or "").name)
+    if found:
+        extent["best_epoch"] = float(int(found.group(1)) + 1)
+    return extent
+
+
 CURVES = ("train/loss_epoch", "val/loss", "train/accuracy", "val/accuracy", "train/f1_macro",
           "val/f1_macro", "val/auroc_macro")
 
 
 def log_training_curves(logger: MLFlowLogger, output_dir: Path) -> Path:
-    """``training_curves.png`` from the run's own per-epoch metric history in MLflow."""
+    """``training_curves.png`` from the run's own per-epoch metric history in MLflow, and
+    ``seconds_per_epoch``: the median time between two validations (an epoch of training and
+    its validation; the time to the first one, set-up included, when there was one epoch)."""
     client, run_id = logger.experiment, logger.run_id
     histories = {}
     for name in CURVES:
@@ -156,7 +226,22 @@ def log_training_curves(logger: MLFlowLogger, output_dir: Path) -> Path:
         histories[name] = [(epoch, value) for epoch, (_, value) in enumerate(by_step)]
     path = plot_training_curves(histories, output_dir / "training_curves.png")
     client.log_artifact(run_id, str(path))
+    seconds = seconds_per_epoch(client, run_id)
+    if seconds is not None:
+        client.log_metric(run_id, "seconds_per_epoch", seconds)
     return path
+
+
+def seconds_per_epoch(client, run_id: str) -> float | None:
+    """The median time between two validations of a run (MLflow timestamps of ``val/loss``):
+    one epoch of training and its validation; with one epoch, the time from the run's start."""
+    stamps = sorted(m.timestamp for m in client.get_metric_history(run_id, "val/loss"))
+    if len(stamps) >= 2:
+        gaps = sorted(b - a for a, b in zip(stamps, stamps[1:]))
+        return gaps[len(gaps) // 2] / 1000
+    if stamps:
+        return (stamps[0] - client.get_run(run_id).info.start_time) / 1000
+    return None
 
 
 def log_artifacts(logger: MLFlowLogger, files: list[Path]) -> None:

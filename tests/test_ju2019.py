@@ -121,3 +121,15 @@ def test_symbol_class_names_give_valid_metric_names():
     assert len(set(keys)) == len(keys) and "val/f1/paced" in keys and "val/f1/N" in keys
     for key in keys:
         _validate_metric_name(key)
+
+
+def test_dbgru_reads_raw_windows_in_frames_and_the_preset_reads_pca_scores_one_per_step():
+    """``model=dbgru`` on raw windows: frames of 9 samples (28 steps for 252 samples), so an
+    epoch of ``run model=dbgru data=mitdb`` takes minutes, not hours; the preset keeps 1."""
+    assert compose_config(["model=dbgru"]).model.net.frame_length == 9
+    assert compose_config(["experiment=ju2019_dbgru_mitdb"]).model.net.frame_length == 1
+    net = DeepBidirectionalGRU(num_classes=5, in_channels=1, hidden_sizes=(8, 8), frame_length=9)
+    assert net.grus[0].input_size == 9
+    assert net(torch.randn(2, 1, 252)).shape == (2, 5)
+    with pytest.raises(ValueError, match="model.net.frame_length=0"):
+        DeepBidirectionalGRU(num_classes=5, in_channels=1, frame_length=0)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import scipy.signal
 import torch
+import wfdb
 
 from conftest import make_small_mitdb
 from ecg_lightning.data.base import ECGDataModule
@@ -212,12 +213,33 @@ def test_summary_card_of_a_preset_shows_sampler_and_class_counts(study_mitdb, tm
 
 
 def test_preset_record_lists_are_the_seeds_split():
-    """Records 100-210 train (3 of them validate), 212-234 test; no paced record, no shared subject."""
+    """Records 100-210 train (3 of them validate), 212-234 test: the seed's 32 + 16 records,
+    paced ones included, its N V A F S beats, each record's first channel; the all-beats
+    variant leaves the paced records out and reads MLII."""
     data = compose_config(["experiment=mitdb_binary_cnn"]).data
     train, val, test = (set(data[k]) for k in ("train_records", "val_records", "test_records"))
     assert max(train | val) <= 210 < 212 <= min(test)
-    assert len(train | val) == 29 and len(test) == 15  # the seed's 32 + 16 minus the paced ones
-    assert not (train | val | test) & {102, 104, 107, 217}
+    assert len(train | val) == 32 and len(test) == 16
+    assert list(data.beat_symbols) == ["N", "V", "A", "F", "S"] and data.leads == "first"
+    every = compose_config(["experiment=mitdb_binary_cnn_all_beats"]).data
+    train, val, test = (set(every[k]) for k in ("train_records", "val_records", "test_records"))
+    assert len(train | val) == 29 and len(test) == 15  # the seed's lists minus the paced ones
+    assert not (train | val | test) & {102, 104, 107, 217} and every.beat_symbols is None
+
+
+def test_beat_symbols_keep_only_those_beats(mitdb_dir, tmp_path):
+    dm = MITBIHDataModule(root=str(mitdb_dir), cache_dir=str(tmp_path), split="records",
+                          label_scheme="binary", beat_symbols=["N", "V"], train_records=[100],
+                          val_records=[101], test_records=[119])
+    dm.prepare_data()
+    dm.setup()
+    annotation = wfdb.rdann(str(mitdb_dir / "119"), "atr")
+    symbols = np.asarray(annotation.symbol)
+    test = dm.splits["test"]
+    assert len(test) == np.isin(symbols, ["N", "V"]).sum()  # 119: N and V beats only kept
+    assert (dm.targets[test] == 1).sum() == (symbols == "V").sum()
+    with pytest.raises(ValueError, match=r"data.beat_symbols=\['N', '\+'\]: \['\+'\] not beat"):
+        MITBIHDataModule(root=str(mitdb_dir), beat_symbols=["N", "+"])
 
 
 def test_record_lists_that_share_a_subject_are_refused(mitdb_dir):

@@ -9,6 +9,7 @@ reach MLflow).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -21,6 +22,8 @@ from mlflow.tracking import MlflowClient
 from test_run import client_for, run_cli  # pytest puts tests/ on sys.path
 
 from ecg_lightning.report import HEADLINE_METRICS, ReportError, main, make_report
+from ecg_lightning.summary import compose_config
+from ecg_lightning.tracking import preset_tags
 
 ONE_BATCH = ("debug=limit", "trainer.max_epochs=1", "trainer.limit_train_batches=1",
              "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
@@ -223,3 +226,60 @@ def test_reproduction_table_across_experiments(tmp_path, no_tracking_env):
     assert report.table["test/accuracy mean"].tolist() == [pytest.approx(0.4)]
     with pytest.raises(ReportError, match="no MLflow experiment named 'nope'"):
         make_report([f"paths.root_dir={tmp_path}", "experiments=other,nope"])
+
+
+def test_preset_tags_name_the_budget_and_protocol_a_run_changed():
+    """``tracking.preset_tags`` against the preset's own config (real Hydra composition)."""
+    preset = compose_config(["experiment=kim2020_mitdb"])
+    assert preset_tags(preset, "kim2020_mitdb") == {"budget": "full", "protocol": "preset"}
+    reduced = compose_config(["experiment=kim2020_mitdb", "trainer.max_epochs=10"])
+    assert preset_tags(reduced, "kim2020_mitdb") == {
+        "budget": "trainer.max_epochs=10 (preset 30)", "protocol": "preset"}
+    other_split = compose_config(["experiment=ju2019_dbgru_mitdb", "data.split=inter_patient"])
+    assert preset_tags(other_split, "ju2019_dbgru_mitdb")["protocol"] == (
+        "data.split=inter_patient (preset intra_patient)")
+    assert preset_tags(compose_config([]), "none")["protocol"] == "no preset"
+
+
+def test_records_export_and_rebuild_the_paper_table(tmp_path, no_tracking_env):
+    """``export=`` writes one record per counted run; ``records=`` builds the same table from
+    them without the store; a run off the preset's protocol shows no published figure."""
+    (tmp_path / "outputs").mkdir()
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/outputs/mlflow.db")
+    experiment = client.create_experiment("kim2020_ecgiddb")
+    base = {"data": "ecgiddb", "model": "kim2020", "loss": "ce", "split": "within_subject_time",
+            "preset": "kim2020_ecgiddb"}
+    for seed, accuracy, overrides in ((1, 0.70, "experiment=kim2020_ecgiddb seed=1"),
+                                      (2, 0.74, "experiment=kim2020_ecgiddb seed=2"),
+                                      (1, 0.50, "experiment=kim2020_ecgiddb data.split=cross_session")):
+        # runs from before the budget/protocol tags: export derives them from the overrides
+        run = client.create_run(experiment, start_time=1_000 * seed,
+                                tags={**base, "seed": str(seed), "overrides": overrides})
+        client.log_metric(run.info.run_id, "test/accuracy", accuracy)
+        client.log_metric(run.info.run_id, "epochs_run", 30)
+        client.log_param(run.info.run_id, "data/split", overrides.split("split=")[-1]
+                         if "split=" in overrides else "time")
+        client.log_param(run.info.run_id, "paths/output_dir", "/somewhere")  # not kept
+        client.set_terminated(run.info.run_id, "FINISHED", end_time=1_000 * seed + 277_000)
+    group_by = "group_by=preset,data,budget,protocol,command"
+    exported = make_report([f"paths.root_dir={tmp_path}", "experiments=all", group_by,
+                            f"export={tmp_path / 'records'}", f"out={tmp_path}"])
+    records = sorted((tmp_path / "records" / "kim2020_ecgiddb").glob("run-*.json"))
+    assert len(records) == 3
+    record = json.loads(records[0].read_text())
+    assert set(record["params"]) == {"data/split"} and record["metrics"]["epochs_run"] == 30
+    assert record["tags"]["budget"] == "full" and record["duration"] == 277
+
+    rebuilt = make_report([f"paths.root_dir={tmp_path}", f"records={tmp_path / 'records'}",
+                           group_by, f"out={tmp_path / 'from-records'}", "name=paper"])
+    assert rebuilt.files[0].name == "paper.md"
+    columns = ["preset", "protocol", "n", "test/accuracy mean", "reference"]
+    pd.testing.assert_frame_equal(rebuilt.table[columns], exported.table[columns])
+    rows = rebuilt.table.set_index("protocol")
+    assert rows.loc["preset", "n"] == 2
+    assert rows.loc["preset", "test/accuracy mean"] == pytest.approx(0.72)
+    assert rows.loc["preset", "reference"] == "none: Kim & Pyun 2020 do not use ECG-ID"
+    changed = "data.split=cross_session (preset time)"
+    assert rows.loc[changed, "reference"] == "- (not the preset's protocol)"
+    with pytest.raises(ReportError, match="no run record"):
+        make_report([f"paths.root_dir={tmp_path}", f"records={tmp_path / 'nothing'}"])

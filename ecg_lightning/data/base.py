@@ -65,6 +65,8 @@ STAGE_SPLITS = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)
 SIGNAL = "signal"   # the waveform (or its spectrogram) every net reads
 TARGET = "target"   # the label(s) in every batch
 RECORD = "record"   # the code of every item's record (``record_names``), for per-record figures
+ITEM = "item"       # the item's position in its split (time order within a record): its identity
+                    # when batches come back from several processes (DDP) and for k-beat decisions
 
 
 class NamedInputs(Dataset):
@@ -80,7 +82,8 @@ class NamedInputs(Dataset):
         self.inputs = {name: torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
                        for name, values in inputs.items()}
         self.targets = torch.from_numpy(np.asarray(targets))
-        self.extras = {} if records is None else {RECORD: torch.from_numpy(np.asarray(records))}
+        self.extras = {} if records is None else {RECORD: torch.from_numpy(np.asarray(records)),
+                                                  ITEM: torch.arange(len(self.targets))}
 
     def __len__(self) -> int:
         return len(self.targets)

@@ -38,7 +38,11 @@ Splits offered here (a database adds its own, e.g. mitdb's ``inter_patient``):
 * ``intra_patient``: stratified random beats (patient-leaky; logged as such);
 * ``record``: random whole subjects, seeded; ``kfold``: subject-disjoint k-fold;
 * ``external``: every record tests (nothing trains): external validation of a checkpoint
-  trained on another database (``evaluate ckpt=... data=svdb`` chooses it).
+  trained on another database (``evaluate ckpt=... data=svdb`` chooses it);
+* ``cross_session``: every subject's earliest recording day trains (its last
+  ``val_fraction`` validates), later days test (``splits.cross_session_split``); it needs
+  records that carry a recording date (``recording_day``: the header's base date, or ECG-ID's
+  ``# ECG date:`` comment) and at least one subject recorded on two days.
 
 Sliding windows (``segmentation="sliding"``): a record of ``T`` samples gives
 ``floor((T - W) / S) + 1`` windows of ``W`` samples, starting every ``S`` samples. A window is
@@ -54,6 +58,7 @@ from __future__ import annotations
 
 import math
 import os
+from datetime import date
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -70,7 +75,8 @@ from ecg_lightning.data.base import SIGNAL, ECGDataModule
 from ecg_lightning.data.labels import (BEAT_SYMBOLS, LABEL_SCHEMES, MITDB_SYMBOLS, encode_symbols,
                                        scheme_classes)
 from ecg_lightning.data.rr import check_rr_features, rr_features
-from ecg_lightning.data.splits import group_kfold, group_split, stratified_split, time_split
+from ecg_lightning.data.splits import (cross_session_split, group_kfold, group_split,
+                                       stratified_split, time_split)
 from ecg_lightning.data.transforms import FittedTransform
 
 NORMALIZATIONS = ("zscore", "minmax", "none")
@@ -87,7 +93,7 @@ AAMI_SCORED = ("N", "S", "V", "F")  # AAMI EC57 scores these; Q (unclassifiable)
 SPLIT_PARADIGM = {"time": "within_subject_time", "intra_patient": "intra_patient",
                   "record": "subject_disjoint_random", "kfold": "subject_disjoint_kfold",
                   "inter_patient": "inter_patient", "records": "subject_disjoint_fixed",
-                  "external": "external_all_records"}
+                  "external": "external_all_records", "cross_session": "cross_session"}
 # Pan & Tompkins 1985 five-point derivative, y(n) = (-x(n-2) - 2x(n-1) + 2x(n+1) + x(n+2)) / 8,
 # written as a convolution kernel (np.convolve flips it).
 DERIVATIVE_KERNEL = np.array([1.0, 2.0, 0.0, -2.0, -1.0]) / 8.0
@@ -437,10 +443,12 @@ class BeatDataModule(ECGDataModule):
                  stride_seconds: float | None = None, check_annotations: bool = True,
                  rr_features: list[str] | None = None, rr_local_beats: int = 10,
                  rr_gap_seconds: float = 3.0, rr_scaling: str = "standard",
-                 record_template: str | None = None, **base) -> None:
+                 record_template: str | None = None, beat_symbols: list[str] | None = None,
+                 **base) -> None:
         super().__init__(split=split, **base)
         for option, value, valid in (("label_scheme", label_scheme, self.label_schemes),
-                                     ("split", split, (*self.splits_offered, "external")),
+                                     ("split", split,
+                                      (*self.splits_offered, "external", "cross_session")),
                                      ("normalize", normalize, NORMALIZATIONS),
                                      ("beats", beats, BEAT_SOURCES),
                                      ("segmentation", segmentation, SEGMENTATIONS)):
@@ -453,10 +461,11 @@ class BeatDataModule(ECGDataModule):
                 if value is None or not value > 0:
                     raise ValueError(f"data.segmentation=sliding needs data.{option} > 0 "
                                      f"(seconds), got {value!r}")
-        if label_scheme == "identification" and split != "time":
+        if label_scheme == "identification" and split not in ("time", "cross_session"):
             raise ValueError(f"data.label_scheme=identification needs data.split=time (earlier "
-                             f"beats train, later beats test), not {split!r}: subject-disjoint "
-                             "splits test on people the model never saw, random beats leak neighbours")
+                             f"beats train, later beats test) or cross_session (later days "
+                             f"test), not {split!r}: subject-disjoint splits test on people the "
+                             "model never saw, random beats leak neighbours")
         self.leads = resolve_leads(lead, leads, self.default_lead)
         self.fs = fs
         self.rr_features = check_rr_features(rr_features)
@@ -479,6 +488,14 @@ class BeatDataModule(ECGDataModule):
             raise ValueError("data.record_template subtracts a record's median beat from beat "
                              "windows: it needs data.segmentation=beats and no data.spectrogram")
         self.record_template = record_template
+        # Only beats with these annotation symbols become items (a paper's own selection,
+        # e.g. the normal-vs-abnormal study's code keeps N V A F S); null keeps every beat.
+        if beat_symbols is not None:
+            unknown = sorted(set(beat_symbols) - set(BEAT_SYMBOLS))
+            if unknown or not beat_symbols:
+                raise ValueError(f"data.beat_symbols={list(beat_symbols)}: {unknown or 'empty'} "
+                                 f"not beat annotation symbols; valid: {''.join(BEAT_SYMBOLS)}")
+        self.beat_symbols = None if beat_symbols is None else [str(b) for b in beat_symbols]
         self.bandpass = None if bandpass is None else [float(f) for f in bandpass]
         self.derivative, self.smoothing_seconds = derivative, smoothing_seconds
         self.pre_seconds, self.post_seconds = pre_seconds, post_seconds
@@ -517,6 +534,10 @@ class BeatDataModule(ECGDataModule):
     def record_path(self, record: str) -> Path:
         """Where a record's files are (without extension)."""
         return self.root / record
+
+    def recording_day(self, record: str) -> date | None:
+        """The day a record was made: its header's base date (``None`` when it has none)."""
+        return wfdb.rdheader(str(self.record_path(record))).base_date
 
     # ------------------------------------------------------------------ cache
     def preprocessing_config(self) -> dict:
@@ -610,6 +631,8 @@ class BeatDataModule(ECGDataModule):
         else:
             self.class_names = scheme_classes(self.label_scheme, self.symbols)
             labels = encode_symbols(arrays["symbols"], self.label_scheme, self.class_names)
+        if self.beat_symbols is not None:
+            labels = np.where(np.isin(arrays["symbols"], self.beat_symbols), labels, -1)
         keep = np.flatnonzero((labels >= 0) & np.isin(records, wanted))
         self.item_index = keep  # position of each item in the cached arrays
         self.targets = labels[keep]
@@ -678,16 +701,49 @@ class BeatDataModule(ECGDataModule):
                 purge = max(purge, math.ceil(self.window_seconds / self.stride_seconds) - 1)
             return time_split(self.groups, self.time_order(), self.val_fraction,
                               self.test_fraction, purge)
+        if self.split == "cross_session":
+            return cross_session_split(self.groups, self.item_days(), self.time_order(),
+                                       self.val_fraction, self.purge)
         if self.split == "intra_patient":
             return stratified_split(self.targets, self.val_fraction, self.test_fraction, self.seed)
         if self.split == "record":
             return group_split(self.groups, self.val_fraction, self.test_fraction, self.seed)
         return group_kfold(self.groups, self.fold, self.num_folds, self.seed)
 
+    def item_days(self) -> np.ndarray:
+        """Every item's recording day (an ordinal), for ``split=cross_session``; an error names
+        the database when its records carry no date or no subject has two days."""
+        records = sorted(set(self.records.astype(str)))
+        days = {record: self.recording_day(record) for record in records}
+        undated = [r for r, day in days.items() if day is None]
+        if undated:
+            raise ValueError(f"data.split=cross_session needs the day each record was made, and "
+                             f"{len(undated)} of the {len(records)} {self.slug} records carry "
+                             f"none (e.g. {', '.join(self.record_labels(undated[:3]))}: no base "
+                             "date in the header); use data.split=time, or a database whose "
+                             "records are dated (ecgiddb)")
+        per_subject = {}
+        for record, day in days.items():
+            per_subject.setdefault(self.subject_of(record), set()).add(day)
+        if max(len(d) for d in per_subject.values()) < 2:
+            raise ValueError(f"data.split=cross_session tests on later recording days, but no "
+                             f"{self.slug} subject was recorded on two days (of "
+                             f"{len(per_subject)} subjects); use data.split=time")
+        return np.array([days[str(r)].toordinal() for r in self.records], dtype=np.int64)
+
+    def sessions_per_split(self) -> dict:
+        """Subjects, subject-days and items of every split (``split=cross_session``'s card)."""
+        days = self.item_days()
+        return {name: {"subjects": int(len(np.unique(self.groups[idx]))),
+                       "subject_days": int(len({(g, d) for g, d in zip(self.groups[idx], days[idx])})),
+                       "items": int(len(idx))}
+                for name, idx in self.splits.items()}
+
     def data_facts(self) -> dict:
         # predict and evaluate read new records as the training data was read
         scored = list(AAMI_SCORED) if self.label_scheme == "aami" else None
         return {**super().data_facts(), "lead_names": self.leads, "rr_features": self.rr_features,
+                "identification": self.label_scheme == "identification",
                 "window_leads": int(self.info["window_leads"]) if "window_leads" in self.info
                 else None,
                 "scored_classes": scored}
@@ -739,6 +795,9 @@ class BeatDataModule(ECGDataModule):
                     str(r): n for r, n in self.info["annotations_past_end"].items() if n},
                 "flat_line_windows_dropped": sum(self.info.get("flat_windows", {}).values()),
                 "record_template": self.record_template,
+                "beat_symbols": self.beat_symbols or "every beat",
+                **({"sessions_per_split": self.sessions_per_split()}
+                   if self.split == "cross_session" else {}),
                 "rr_features": None if not self.rr_features else {
                     "features": self.rr_features, "local_beats": self.rr_local_beats,
                     "gap_seconds": self.rr_gap_seconds, "scaling": self.rr_scaling,

@@ -10,11 +10,23 @@ ones). Measured on the filtered lead at 500 Hz: in 288 of the 310 records (93 %)
 finds at least 9 of the 10 marked beats within 30 ms, in 255 (82 %) all 10; the misses are in
 noisy records, whose detected "beats" then carry some noise windows.
 
-The task is identification (one class per person) with the time split: each person's earlier
-beats train, the later ones validate and test.
+The task is identification (one class per person). Splits:
+
+* ``time``: each person's earlier beats train, the later ones validate and test (every record
+  of every day is a source of all three);
+* ``cross_session``: the recording day comes from each header's ``# ECG date: dd.mm.yyyy``;
+  20 of the 90 persons were recorded on more than one day (124 person-days in all). Each
+  person's earliest day trains, the last ``val_fraction`` of that day's beats (in time order)
+  validates, and the beats of that person's later days test; the 70 persons recorded on one
+  day train and validate only, and stay enrolled identities (impostor claims) in verification.
 """
 
 from __future__ import annotations
+
+import re
+from datetime import date, datetime
+
+import wfdb
 
 from ecg_lightning.data.beats import BeatDataModule
 
@@ -26,7 +38,7 @@ class ECGIDDataModule(BeatDataModule):
 
     slug = "ecgiddb"
     physionet_version = "1.0.0"
-    splits_offered = ("time",)
+    splits_offered = ("time", "cross_session")
     label_schemes = ("identification",)
 
     default_lead = "ECG I filtered"
@@ -39,3 +51,11 @@ class ECGIDDataModule(BeatDataModule):
 
     def subject_of(self, record: str) -> str:
         return record.split("/")[0]  # Person_XX/rec_N
+
+    def recording_day(self, record: str) -> date | None:
+        """The header's ``# ECG date: dd.mm.yyyy`` comment (ECG-ID sets no base date)."""
+        for comment in wfdb.rdheader(str(self.record_path(record))).comments:
+            found = re.fullmatch(r"\s*ECG date:\s*(\d{2}\.\d{2}\.\d{4})\s*", comment)
+            if found:
+                return datetime.strptime(found.group(1), "%d.%m.%Y").date()
+        return None

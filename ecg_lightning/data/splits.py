@@ -100,3 +100,30 @@ def time_split(groups: np.ndarray, order: np.ndarray, val_fraction: float, test_
         sides["val"].append(items[n_train + purge:n_train + purge + n_val])
         sides["test"].append(items[len(items) - n_test:])
     return {name: np.sort(np.concatenate(parts)) for name, parts in sides.items()}
+
+
+def cross_session_split(groups: np.ndarray, days: np.ndarray, order: np.ndarray,
+                        val_fraction: float, purge: int = 1) -> dict[str, np.ndarray]:
+    """Train on one recording day, test on the others: the cross-session paradigm.
+
+    For every subject, in time order (``order`` as in ``time_split``): the items of the
+    subject's earliest day (``days``: one sortable day per item) train, the last
+    ``val_fraction`` of them validate (``purge`` items dropped at the boundary), and the items
+    of every later day test. A subject recorded on one day only trains and validates the same
+    way and has no test items (in verification it is still an enrolled identity that test
+    beats of others may be claimed as).
+    """
+    sides = {"train": [], "val": [], "test": []}
+    for subject in np.unique(groups):
+        items = order[groups[order] == subject]
+        first_day = days[items].min()
+        enrol = items[days[items] == first_day]
+        n_val = max(1, round(val_fraction * len(enrol)))
+        n_train = len(enrol) - n_val - purge
+        if n_train < 1:
+            raise ValueError(f"subject {subject} has {len(enrol)} items on its first day: too "
+                             f"few for val_fraction={val_fraction}, purge={purge}")
+        sides["train"].append(enrol[:n_train])
+        sides["val"].append(enrol[len(enrol) - n_val:])
+        sides["test"].append(items[days[items] != first_day])
+    return {name: np.sort(np.concatenate(parts)) for name, parts in sides.items()}

@@ -30,6 +30,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ecg_lightning.models.framing import to_frames
+
 
 class DeepBidirectionalGRU(nn.Module):
     """Stacked bidirectional GRUs (256, 256, 256, 128, 128, 128 units), dropout, linear head.
@@ -42,18 +44,21 @@ class DeepBidirectionalGRU(nn.Module):
 
     def __init__(self, num_classes: int, in_channels: int,
                  hidden_sizes: Sequence[int] = (256, 256, 256, 128, 128, 128),
-                 dropout: float = 0.2) -> None:
+                 dropout: float = 0.2, frame_length: int = 1) -> None:
         super().__init__()
         if not hidden_sizes:
             raise ValueError("model.net.hidden_sizes must name at least one GRU layer")
-        sizes = [in_channels, *(2 * h for h in hidden_sizes)]  # bidirectional: 2 x hidden out
+        if not (isinstance(frame_length, int) and frame_length >= 1):
+            raise ValueError(f"model.net.frame_length={frame_length!r} must be a positive integer")
+        self.frame_length = frame_length  # samples per recurrent step (framing.py)
+        sizes = [in_channels * frame_length, *(2 * h for h in hidden_sizes)]  # bidirectional: 2 x hidden out
         self.grus = nn.ModuleList(nn.GRU(n_in, hidden, batch_first=True, bidirectional=True)
                                   for n_in, hidden in zip(sizes, hidden_sizes))
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(2 * hidden_sizes[-1], num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        states = x.transpose(1, 2)  # [B, C, T] -> [B, T, C]
+        states = to_frames(x, self.frame_length)  # [B, C, T] -> [B, T / frame, C x frame]
         for gru in self.grus:
             states, last = gru(states)
             states = self.dropout(states)

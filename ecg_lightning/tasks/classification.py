@@ -10,8 +10,10 @@ Thresholds: every validation epoch chooses one G-mean threshold per class on its
 and keeps them in the buffer ``gmean_thresholds``, so each checkpoint carries the thresholds of
 its own validation epoch; testing applies them (multilabel decisions use them directly,
 multiclass reports them one-vs-rest beside the argmax metrics) and ``evaluate`` reuses them.
-Papers that train differently
-(late fusion, reconstruction) subclass this module.
+Identification runs (``data_facts["identification"]``: one class per person) also report
+k-beat identification and verification error rates (EER, TAR at FAR 1 % and 0.1 %, a DET
+plot) from the test probabilities: ``biometrics.py``, ``identification_beats`` in the config.
+Papers that train differently (late fusion, reconstruction) subclass this module.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from torch import nn
 from torchmetrics.aggregation import CatMetric
 
 from ecg_lightning import tracking
-from ecg_lightning.data.base import RECORD, SIGNAL, TARGET
+from ecg_lightning.biometrics import biometric_report, check_beats_per_decision
+from ecg_lightning.data.base import ITEM, RECORD, SIGNAL, TARGET
 from ecg_lightning.metrics import (absent_classes, bootstrapped_metrics, classification_metrics,
                                    decisions_at, flatten, flatten_bootstrap, flatten_thresholds,
                                    flatten_scored, gmean_thresholds, one_vs_rest, per_record_rows,
@@ -40,7 +43,8 @@ class ClassificationTask(L.LightningModule):
                  scheduler: Callable[..., object] | None = None,
                  class_names: list[str] | tuple[str, ...] = (), task: str = "multiclass",
                  scheduler_monitor: str = "val/loss", run_config: str | None = None,
-                 bootstrap_resamples: int = 200, data_facts: dict | None = None) -> None:
+                 bootstrap_resamples: int = 200, data_facts: dict | None = None,
+                 identification_beats: list[int] | tuple[int, ...] = (1, 5, 10)) -> None:
         super().__init__()
         # Plain values only, so a checkpoint loads with torch.load(weights_only=True);
         # ``run_config`` is the resolved Hydra config (YAML text) that rebuilds net and data;
@@ -72,6 +76,12 @@ class ClassificationTask(L.LightningModule):
         self.scored_items = nn.ModuleDict({
             stage: nn.ModuleDict({key: CatMetric() for key in ("target", "predicted", "record")})
             for stage in ("val", "test")}) if self.scored else None
+        # Identification: every test probability with its record and position, for k-beat
+        # decisions and verification rates (biometrics.py).
+        self.identification_beats = check_beats_per_decision(identification_beats)
+        self.biometric_items = nn.ModuleDict({
+            key: CatMetric() for key in ("probs", "target", "record", "item")
+        }) if (data_facts or {}).get("identification") and task == "multiclass" else None
         self.record_names: list[str] = []  # the test records' names, set by on_test_start
         self.test_examples: list[dict] = []  # a few test inputs per class, for the report figure
         self.test_report: dict | None = None  # filled at the end of testing, read by run.py
@@ -158,6 +168,10 @@ class ClassificationTask(L.LightningModule):
             metric.update(probs, y)
         self._keep_scored("test", batch, probs, y)
         self._keep_examples(batch[SIGNAL], y, probs)
+        if self.biometric_items is not None and ITEM in batch:
+            for key, values in (("probs", probs), ("target", y), ("record", batch[RECORD]),
+                                ("item", batch[ITEM])):
+                self.biometric_items[key].update(values.float())
 
     def _keep_examples(self, x: torch.Tensor, y: torch.Tensor, probs: torch.Tensor,
                        per_class: int = 3) -> None:
@@ -202,15 +216,17 @@ class ClassificationTask(L.LightningModule):
         bootstrap = flatten_bootstrap("test", {name: metric.compute() for name, metric
                                                in self.test_bootstrap.items()})
         scored, per_record = self._scored_results("test", bootstrap=True)
-        self.log_dict({**at_thresholds, **bootstrap, **scored})
+        biometric, curves = self._biometric_results()
+        self.log_dict({**at_thresholds, **bootstrap, **scored, **biometric})
         fpr, tpr, _ = self.test_roc.compute()
         for metric in (self.test_at_thresholds, self.test_roc, *self.test_bootstrap.values()):
             metric.reset()
         self.test_report = {
             "class_names": self.class_names,
             "metrics": {**flatten("test", results, self.class_names, self.task),
-                        **at_thresholds, **bootstrap, **scored},
+                        **at_thresholds, **bootstrap, **scored, **biometric},
             "per_record": per_record,
+            "verification": curves,
             "confusion": results["confusion"].cpu().tolist(),
             "absent_classes": absent_classes(results, self.class_names, self.task),
             "thresholds": threshold_rows,
@@ -218,6 +234,22 @@ class ClassificationTask(L.LightningModule):
             "examples": self.test_examples,
         }
         self.test_examples = []
+
+    def _biometric_results(self) -> tuple[dict, dict]:
+        """k-beat identification and verification figures of the test split (biometrics.py)."""
+        if self.biometric_items is None or not self.biometric_items["item"].update_count:
+            return {}, {}
+        probs, target, record, item = (self.biometric_items[key].compute().cpu()
+                                       for key in ("probs", "target", "record", "item"))
+        for metric in self.biometric_items.values():
+            metric.reset()
+        # Time order within every record, each item once (DDP's sampler pads with repeats).
+        item, order = torch.unique(item.long(), return_inverse=True)
+        first = torch.full((len(item),), len(order), dtype=torch.long).scatter_reduce_(
+            0, order, torch.arange(len(order)), reduce="amin")
+        probs = probs.reshape(len(order), -1)[first]
+        return biometric_report(probs.double(), target.long()[first], record.long()[first],
+                                self.identification_beats)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Refuse, with a message that says why, a checkpoint of other classes or another model."""
