@@ -339,13 +339,20 @@ def interleaved_runs(cfg: DictConfig, datamodule, settings: Settings, workdir: P
     return runs
 
 
+def per_round_ratios(runs: list[dict]) -> list[float]:
+    """Lightning over plain samples/s within each round (its two runs are neighbours in time)."""
+    plain = [r for r in runs if r["loop"] == "plain"]
+    lightning = [r for r in runs if r["loop"] == "lightning"]
+    return [l["samples_per_s"] / p["samples_per_s"] for p, l in zip(plain, lightning)]
+
+
 def bench_training(runs: list[dict], batch_size: int, settings: Settings, train_items: int):
     """Throughput figures of the interleaved runs; returns (figures, targets, notes)."""
     plain = [r for r in runs if r["loop"] == "plain"]
     lightning = [r for r in runs if r["loop"] == "lightning"]
     plain_rate = median([r["samples_per_s"] for r in plain])
     lightning_rate = median([r["samples_per_s"] for r in lightning])
-    per_round = [l["samples_per_s"] / p["samples_per_s"] for p, l in zip(plain, lightning)]
+    per_round = per_round_ratios(runs)
     figures = {
         "batch_size": batch_size, "warmup_steps": settings.warmup_steps,
         "min_run_s": settings.min_run_s, "rounds": settings.rounds,
@@ -430,12 +437,9 @@ def bench_families(workdir: Path, databases: list[str], settings: Settings):
         datamodule = new_datamodule(cfg, workdir / f"family-{family}")
         prepare_and_setup(datamodule)
         runs = interleaved_runs(cfg, datamodule, settings, workdir)
-        plain_runs = [r for r in runs if r["loop"] == "plain"]
-        lightning_runs = [r for r in runs if r["loop"] == "lightning"]
-        plain = median([r["samples_per_s"] for r in plain_runs])
-        lightning = median([r["samples_per_s"] for r in lightning_runs])
-        per_round = [l["samples_per_s"] / p["samples_per_s"]
-                     for p, l in zip(plain_runs, lightning_runs)]
+        plain = median([r["samples_per_s"] for r in runs if r["loop"] == "plain"])
+        lightning = median([r["samples_per_s"] for r in runs if r["loop"] == "lightning"])
+        per_round = per_round_ratios(runs)
         figures[f"{family}_ratio"] = round(lightning / plain, 4)
         figures[f"{family}_ratio_per_round_iqr"] = rounded(quartiles(per_round))
         figures[f"{family}_ratio_verdict"] = verdict(per_round, 0.95)

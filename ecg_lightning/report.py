@@ -43,7 +43,8 @@ that the runs logged, or
 Run records (``export=<folder>``, ``records=<folder>``): the outputs folder and its MLflow
 store do not travel from one machine to the next, so every counted run (FINISHED training
 runs with test metrics, the newest per setting with ``latest=true``) can be exported as a
-small JSON record, ``<folder>/<experiment>/run-<run id>.json``: status, start, duration, the
+small JSON record (grouped by ``EXPORT_GROUP_BY`` unless ``group_by`` says otherwise, so that
+``latest=true`` keeps the newest run of every exact setting), ``<folder>/<experiment>/run-<run id>.json``: status, start, duration, the
 tags (command, preset, ``budget``, ``protocol``, split, seed...), the parameters that define
 the setting (``data/``, ``model/``, ``loss/``, ``optimizer/``, ``trainer/max_epochs``) and the
 final test metrics with ``epochs_run`` and ``best_epoch``; no checkpoint, no artifact.
@@ -77,6 +78,7 @@ from mlflow.tracking import MlflowClient
 from ecg_lightning.summary import compose_config
 
 DEFAULT_GROUP_BY = ("data", "model", "loss")
+EXPORT_GROUP_BY = ("preset", "data", "model", "loss", "budget", "protocol", "command")
 # test/auroc: the anomaly AUROC of the reconstruction task (autoencoders)
 HEADLINE_METRICS = ("test/accuracy", "test/f1_macro", "test/f1_weighted", "test/auroc_macro",
                     "test/auroc")
@@ -421,7 +423,9 @@ def make_report(argv: list[str]) -> Report:
     tags = sorted(c.removeprefix("tags.") for c in runs.columns
                   if c.startswith("tags.") and not c.startswith("tags.mlflow."))
     logged = sorted(c.removeprefix("metrics.") for c in runs.columns if c.startswith("metrics."))
-    group_by = comma_list(options.get("group_by")) or list(DEFAULT_GROUP_BY)
+    # export: one group per exact setting, so that latest=true never drops another setting's run
+    group_by = comma_list(options.get("group_by")) or list(
+        EXPORT_GROUP_BY if options.get("export") else DEFAULT_GROUP_BY)
     unknown = [key for key in group_by if key not in tags and key != "command"]
     if unknown:
         raise ReportError(f"group_by: no run has the tag(s) {', '.join(unknown)}; "
