@@ -27,7 +27,7 @@ and whether each is met. A compact table is printed at the end.
   (target < 5 %).
 * **prepare_mitdb_rr_two_leads**: mitdb with both leads and four RR features, cold and warm,
   against the one-lead default of ``prepare_mitdb``.
-* **train_throughput_families**: the same comparison, with fewer rounds, for every model
+* **train_throughput_families**: the same comparison (same rounds and run length) for every model
   family (an LSTM with two leads and RR features through the fusion head, whose
   ratio >= 0.95 is a target; GRU, late-fusion BiLSTM, 1-D CNN, multilabel CNN-GRU on PTB-XL, LSTM autoencoder on
   ECG5000, 2-D spectrogram CNN), each on data it fits (``FAMILIES``).
@@ -425,7 +425,7 @@ FAMILY_SETTINGS = Settings(warmup_steps=2, min_run_s=5.0, rounds=6)
 
 def bench_families(workdir: Path, databases: list[str], settings: Settings):
     """Lightning against the plain loop for every model family of ``FAMILIES`` whose data is
-    here (fewer rounds than the headline figure); returns (figures, targets, notes)."""
+    here (the headline figure's method); returns (figures, targets, notes)."""
     figures, targets, skipped = {}, [], {}
     for family, overrides in FAMILIES.items():
         data = next((o.split("=")[1] for o in overrides if o.startswith("data=")), "mitdb")

@@ -614,6 +614,7 @@ class BeatDataModule(ECGDataModule):
     # ------------------------------------------------------------------ items and splits
     def setup_items(self, arrays: dict[str, np.ndarray], info: dict) -> None:
         self.info = info
+        self._item_days = None  # recording days of these items, read when a split asks
         wanted = self.selected_records()
         missing = {r: info["missing_lead"][r] for r in wanted if r in info["missing_lead"]}
         if missing:
@@ -712,7 +713,10 @@ class BeatDataModule(ECGDataModule):
 
     def item_days(self) -> np.ndarray:
         """Every item's recording day (an ordinal), for ``split=cross_session``; an error names
-        the database when its records carry no date or no subject has two days."""
+        the database when its records carry no date or no subject has two days. Read from the
+        headers once per setup (the split and the card both ask)."""
+        if self._item_days is not None:
+            return self._item_days
         records = sorted(set(self.records.astype(str)))
         days = {record: self.recording_day(record) for record in records}
         undated = [r for r, day in days.items() if day is None]
@@ -729,7 +733,9 @@ class BeatDataModule(ECGDataModule):
             raise ValueError(f"data.split=cross_session tests on later recording days, but no "
                              f"{self.slug} subject was recorded on two days (of "
                              f"{len(per_subject)} subjects); use data.split=time")
-        return np.array([days[str(r)].toordinal() for r in self.records], dtype=np.int64)
+        self._item_days = np.array([days[str(r)].toordinal() for r in self.records],
+                                   dtype=np.int64)
+        return self._item_days
 
     def sessions_per_split(self) -> dict:
         """Subjects, subject-days and items of every split (``split=cross_session``'s card)."""
