@@ -106,6 +106,27 @@ def test_rr_gaps_take_documented_values():
         rr_features(np.array([5]), np.array([5]), np.array([]), 100.0, ["pre"], record="x/1")
 
 
+def test_irregularity_tells_a_premature_beat_from_atrial_fibrillation(rr_two_leads):
+    fs, none = 100.0, np.array([], dtype=np.int64)
+    regular = np.full(40, 0.8)
+    regular[20], regular[21] = 0.5, 1.1  # one premature beat and its compensatory pause
+    beats = np.concatenate([[0], np.cumsum(regular * fs)]).astype(np.int64)
+    one_early = rr_features(beats, beats, none, fs, ["irregularity"], local_beats=5)[:, 0]
+    assert one_early[21] == pytest.approx(0.0)  # medians ignore the one early beat
+    assert one_early.max() < 0.05
+    chaotic = np.random.default_rng(0).uniform(0.4, 1.2, 40)
+    beats = np.concatenate([[0], np.cumsum(chaotic * fs)]).astype(np.int64)
+    fibrillation = rr_features(beats, beats, none, fs, ["irregularity"], local_beats=5)[:, 0]
+    assert np.median(fibrillation) > 0.2
+    # on MIT-BIH: the N beats of the atrial fibrillation records of DS1 (201, 203) are far
+    # more irregular than those of sinus-rhythm records (100, 101)
+    column = RR_FEATURES.index("irregularity")
+    raw, labels = rr_two_leads.raw_inputs["rr"][:, column], rr_two_leads.targets
+    normal = labels == rr_two_leads.class_names.index("N")
+    median = {r: np.median(raw[(rr_two_leads.records == r) & normal]) for r in (101, 201, 203)}
+    assert median[201] > 3 * median[101] and median[203] > 3 * median[101]
+
+
 def test_two_leads_by_name_and_all(rr_two_leads, mitdb_dir, mitdb_cache_dir):
     assert rr_two_leads.inputs["signal"].shape[1] == 2
     assert rr_two_leads.info["leads"]["114"] == ["MLII", "V5"]  # MLII first: 114 stores it second

@@ -16,7 +16,14 @@ from the beat positions in use (the reference beat annotations, or the detector'
   as de Chazal's per-recording average; ``predict`` does the same on a new record);
 * ``pre_norm``, ``post_norm``, ``local_norm``: pre, post and local divided by ``average``
   (unitless; 1 = the record's own pace, so they carry across patients of other heart rates);
-* ``pre_local``: pre divided by local (unitless; < 1 for a premature beat in its context).
+* ``pre_local``: pre divided by local (unitless; < 1 for a premature beat in its context);
+* ``irregularity``: how irregular the rhythm around the beat is: the median absolute
+  difference between successive intervals over the median interval, both over the
+  ``rr_local_beats`` intervals on each side (centred; unitless, ~0 in sinus rhythm). Medians,
+  so one premature beat (two large differences) in a regular rhythm barely moves it, while
+  atrial fibrillation (every difference large) raises it: an early beat in an irregular
+  context is not evidence of an S beat. Defaults to 0 where fewer than two valid intervals
+  surround the beat.
 
 Beats beside a gap get documented values, never NaN. An interval is a **gap** when it is
 longer than ``rr_gap_seconds`` (default 3 s: no beat annotated, or detected, for that long) or
@@ -35,10 +42,12 @@ feeds the raw values).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 RR_FEATURES = ("pre", "post", "local", "average", "pre_norm", "post_norm", "local_norm",
-               "pre_local")
+               "pre_local", "irregularity")
 
 
 def check_rr_features(names) -> list[str] | None:
@@ -95,6 +104,8 @@ def rr_features(item_samples: np.ndarray, beat_samples: np.ndarray, gap_samples:
     n = counts[end] - counts[start]
     local = np.where(n > 0, (sums[end] - sums[start]) / np.maximum(n, 1), average)
 
+    irregularity = rhythm_irregularity(np.where(valid, intervals, np.nan), local_beats)
+
     # an item is a beat of the record; a non-beat annotation (label_scheme=symbols keeps rhythm
     # and noise marks as items) takes the features of the beat nearest to it
     item_samples = np.asarray(item_samples, dtype=np.int64)
@@ -102,9 +113,30 @@ def rr_features(item_samples: np.ndarray, beat_samples: np.ndarray, gap_samples:
     left = right - 1
     where = np.where(item_samples - beats[left] <= beats[right] - item_samples, left, right)
     values = {"pre": pre_filled, "post": post_filled, "local": local,
-              "average": np.full(len(beats), average)}
+              "average": np.full(len(beats), average), "irregularity": irregularity}
     values["pre_norm"] = values["pre"] / average
     values["post_norm"] = values["post"] / average
     values["local_norm"] = values["local"] / average
     values["pre_local"] = values["pre"] / values["local"]
     return np.stack([values[name][where] for name in names], axis=1).astype(np.float32)
+
+
+def rhythm_irregularity(intervals: np.ndarray, side_beats: int) -> np.ndarray:
+    """Per beat: median |successive interval difference| / median interval over the
+    ``side_beats`` intervals on each side of the beat (``intervals``: NaN where invalid, so a
+    difference next to a gap is NaN too and left out). 0 where it is undefined."""
+    differences = np.abs(np.diff(intervals))              # difference k: interval k -> k+1
+    beats = len(intervals) + 1
+    # beat b sits between interval b-1 (pre) and b (post): its window holds intervals
+    # b-side .. b+side-1 and the differences among them, b-side .. b+side-2
+    padded_intervals = np.pad(intervals, side_beats, constant_values=np.nan)
+    padded_differences = np.pad(differences, side_beats, constant_values=np.nan)
+    interval_windows = np.lib.stride_tricks.sliding_window_view(padded_intervals,
+                                                                2 * side_beats)[:beats]
+    difference_windows = np.lib.stride_tricks.sliding_window_view(padded_differences,
+                                                                  2 * side_beats - 1)[:beats]
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # all-NaN windows: handled below
+        ratio = (np.nanmedian(difference_windows, axis=1)
+                 / np.nanmedian(interval_windows, axis=1))
+    return np.where(np.isfinite(ratio), ratio, 0.0)
