@@ -16,6 +16,10 @@ rather than one sample per step: sample by sample (``frame_length=1``, 252 steps
 at the class prior for the first 150 Adam steps in our trials and trained 10x slower per step,
 while the framed LSTM reached a training loss of 0.13 within 1000 steps. ``cell="gru"`` gives
 the GRU twin (``model=gru``) with everything else equal, for a like-for-like comparison.
+
+Measured 2026-12-02 (``experiment=satheeswaran2024_mitdb``, the full 30 epochs, seed 42, 16 s an
+epoch on 2 CPU cores): test accuracy 98.63 % against the paper's 98.9 %; the best validation
+epoch was the 30th, so the last 0.3 points may be budget.
 """
 
 from __future__ import annotations
