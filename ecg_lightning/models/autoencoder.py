@@ -23,8 +23,8 @@ sides. The bottleneck is ours to state plainly: without it a transformer can cop
 and reconstruct abnormal beats as well as normal ones.
 
 Measured 2026-12-02 (full presets, 150 epochs, seeds 1-3, the ECG5000 TRAIN file's 500 beats
-only: 292 normal beats train): LSTM autoencoder test AUROC 0.953 +- 0.033 against the seed's
-0.995, transformer 0.975 +- 0.021. Both chose their best validation epoch at 144-150 of 150,
+only, trained on its normal beats): LSTM autoencoder test AUROC 0.953 +- 0.033 against the seed's
+0.995, transformer 0.975 +- 0.021. Both chose their best validation epoch at 140-150 of 150,
 so the preset's budget stops them while they still improve; a longer budget and the full data
 set (the TEST file is not on our machine) are the untested leads.
 """

@@ -20,8 +20,8 @@ of ``data=mitdb_interpatient`` (the rhythm's irregularity added, chosen by recor
 cross-validation inside DS1): accuracy 92.2 %, macro-F1 over N, S, V, F 0.621, S Se / +P
 64.7 / 41.8 %, V Se / +P 87.0 / 87.4 %. Seeds 1 and 3 beat de Chazal et al. 2004's LDA on
 every figure; seed 2 (S Se 37 %) and seed 42 (74.5 %) fall short on S sensitivity alone.
-What we found: the best validation epoch comes early (the 2nd to the 14th; the 4th in the
-default command): the net fits DS1's 19 training patients in a few epochs, so a longer budget
+What we found: the best validation epoch comes early (the 5th to the 14th over seeds 1-3, the
+4th in the default command): the net fits DS1's 19 training patients in a few epochs, so a longer budget
 is not what is missing. Without the irregularity feature its false S calls were normal beats
 of atrial-fibrillation records (early, irregular beats); with it, DS2's S sensitivity hangs on
 record 232 (75 % of DS2's S beats, found at 84 / 33 / 83 % by seeds 1-3), a record whose
