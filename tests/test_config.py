@@ -15,6 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from ecg_lightning.run import instantiate_with_facts
+from ecg_lightning.tasks.classification import ClassificationEMA
 from ecg_lightning.summary import CONFIG_DIR, compose_config
 
 FACTS = {"num_classes": 5, "in_channels": 1, "seq_len": 252}
@@ -137,3 +138,17 @@ def test_wrong_key_is_refused():
 def test_resolved_config_has_no_missing_values():
     cfg = compose()
     OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+
+
+def test_model_ema_decay_becomes_the_models_own_ema_callback():
+    def task(*overrides):
+        cfg = compose(*overrides)
+        net = instantiate_with_facts(cfg.model.net, FACTS)
+        return instantiate(cfg.model, net=net, loss=torch.nn.CrossEntropyLoss(),
+                           optimizer=instantiate(cfg.optimizer), class_names=list("NSVFQ"))
+
+    (ema,) = task().configure_callbacks()  # the default run: model=beat_cnn averages its weights
+    assert isinstance(ema, ClassificationEMA)
+    assert task("model.ema_decay=null").configure_callbacks() == []
+    with pytest.raises(ValueError, match=r"model.ema_decay=1.5"):
+        task("model.ema_decay=1.5").configure_callbacks()

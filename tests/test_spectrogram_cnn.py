@@ -20,10 +20,10 @@ from test_svdb import write_svdb
 
 from ecg_lightning.data.base import NamedInputs, keep_batch
 from ecg_lightning.losses import FocalLoss
-from ecg_lightning.models.spectrogram_cnn import SpectrogramImageCNN, ClassificationEMA
+from ecg_lightning.models.spectrogram_cnn import SpectrogramImageCNN
 from ecg_lightning.run import instantiate_with_facts, train
 from ecg_lightning.summary import compose_config
-from ecg_lightning.tasks.classification import ClassificationTask
+from ecg_lightning.tasks.classification import ClassificationEMA, ClassificationTask
 
 PRESETS = ("spectrogram_resnet50", "spectrogram_mobilenetv3", "spectrogram_efficientnetv2")
 QUIET = {"logger": False, "enable_progress_bar": False, "enable_model_summary": False}
@@ -266,7 +266,7 @@ def test_preset_runs_offline_on_mitdb_svdb(preset, study_root, tmp_path, tmp_pat
     cfg = preset_config(tmp_path, cache, f"experiment={preset}", f"data.root={study_root}",
                         "data.split=kfold", "data.num_folds=3")
     assert cfg.data._target_.endswith("MITDBSVDBDataModule") and cfg.loss.gamma == 2.0
-    assert cfg.trainer.gradient_clip_val == 1.0 and cfg.callbacks.ema.decay == 0.999
+    assert cfg.trainer.gradient_clip_val == 1.0 and cfg.model.ema_decay == 0.999
     value, metrics = train(cfg)
     assert 0.0 <= metrics["test/f1_macro"] <= 1.0 and "train/nonfinite_steps" in metrics
 

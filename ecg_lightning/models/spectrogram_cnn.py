@@ -18,7 +18,7 @@ Where each piece lives here (one mechanism per job):
 * the networks: torchvision's own builders, only the classifier head replaced;
 * focal loss: ``loss=focal`` (``losses.py``); AdamW ``optimizer=adamw``;
   ``scheduler=cosine_restarts`` (torch's ``CosineAnnealingWarmRestarts``);
-* EMA: Lightning's ``EMAWeightAveraging`` callback (``ClassificationEMA`` below);
+* EMA: Lightning's ``EMAWeightAveraging`` callback (``model.ema_decay``: ``tasks/classification.py``);
   mixed precision and clipping: ``trainer.precision``, ``trainer.gradient_clip_val``;
   non-finite losses: ``ClassificationTask.training_step`` skips the step and counts it
   (``train/nonfinite_steps``);
@@ -51,7 +51,7 @@ What we changed and why:
   default) for the seed's long training. In a short run from scratch (MobileNetV3, 240 steps,
   decay 0.99) the averaged model gave constant logits (all N), while the same averaged weights
   with the live model's statistics classified; our reduced runs therefore use
-  ``callbacks.ema.decay=0.95 callbacks.ema.use_buffers=false``.
+  ``model.ema_decay=0.95 model.ema_use_buffers=false``.
 * ``pretrained=true`` loads torchvision's ImageNet weights (from the torch hub cache, else
   downloaded); from scratch (``false``) by default, since the machines here are offline.
 """
@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import torch
 import torchvision
-from lightning.pytorch.callbacks import EMAWeightAveraging
 from torch import nn
 
 # torchvision builder -> the classifier layer whose output is replaced by one per class.
@@ -136,33 +135,3 @@ class SpectrogramImageCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(self.images(x))  # the task takes the logits to float32
-
-
-class ClassificationEMA(EMAWeightAveraging):
-    """Lightning's ``EMAWeightAveraging``, made to fit ``ClassificationTask`` in two places.
-
-    * Thresholds. The callback averages buffers as well as weights (``use_buffers=True``),
-      and so it would also average ``gmean_thresholds``: a buffer that is not a running
-      statistic but the choice of the last validation epoch (and starts as NaN, whose average
-      stays NaN). Validation runs on the averaged weights; once it has chosen the thresholds,
-      they are copied into the averaged model, so a checkpoint (which stores the averaged
-      model) carries the thresholds of its own epoch, as without EMA.
-    * Testing a checkpoint. Validation, and so the choice of the best checkpoint, sees the
-      averaged weights, which the checkpoint stores as its ``state_dict``. When a checkpoint is
-      loaded for testing in the process that trained it, the base class would replace them by
-      the raw weights (``current_model_state``); here only resuming a fit does that.
-
-    ``use_buffers=false`` keeps the live model's batch-norm statistics instead of averaging
-    them; the thresholds are copied either way.
-    """
-
-    def on_validation_end(self, trainer, pl_module) -> None:
-        # Runs after the module's on_validation_epoch_end and before ModelCheckpoint saves
-        # (Lightning runs checkpoint callbacks last).
-        averaged = self._average_model
-        if averaged is not None and hasattr(pl_module, "gmean_thresholds"):
-            averaged.module.gmean_thresholds.copy_(pl_module.gmean_thresholds)
-
-    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
-        if trainer.state.fn == "fit":  # resuming: restore the raw and the averaged weights
-            super().on_load_checkpoint(trainer, pl_module, checkpoint)

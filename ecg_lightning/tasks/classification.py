@@ -13,6 +13,10 @@ multiclass reports them one-vs-rest beside the argmax metrics) and ``evaluate`` 
 Identification runs (``data_facts["identification"]``: one class per person) also report
 k-beat identification and verification error rates (EER, TAR at FAR 1 % and 0.1 %, a DET
 plot) from the test probabilities: ``biometrics.py``, ``identification_beats`` in the config.
+Weight averaging: ``ema_decay`` (e.g. 0.995) adds Lightning's EMA of the weights as this
+model's own callback (``configure_callbacks``; ``ClassificationEMA`` below): validation, the
+checkpoints and the test see the averaged weights. A recipe, not a training loop: set in the
+model config (``model.ema_decay``), so it travels with the model and not with ``callbacks=``.
 Papers that train differently (late fusion, reconstruction) subclass this module.
 """
 
@@ -23,6 +27,7 @@ from typing import Callable
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import EMAWeightAveraging
 from torch import nn
 from torchmetrics.aggregation import CatMetric
 
@@ -44,7 +49,8 @@ class ClassificationTask(L.LightningModule):
                  class_names: list[str] | tuple[str, ...] = (), task: str = "multiclass",
                  scheduler_monitor: str = "val/loss", run_config: str | None = None,
                  bootstrap_resamples: int = 200, data_facts: dict | None = None,
-                 identification_beats: list[int] | tuple[int, ...] = (1, 5, 10)) -> None:
+                 identification_beats: list[int] | tuple[int, ...] = (1, 5, 10),
+                 ema_decay: float | None = None, ema_use_buffers: bool = True) -> None:
         super().__init__()
         # Plain values only, so a checkpoint loads with torch.load(weights_only=True);
         # ``run_config`` is the resolved Hydra config (YAML text) that rebuilds net and data;
@@ -267,6 +273,16 @@ class ClassificationTask(L.LightningModule):
                              "other channels/window length): "
                              + "; ".join(mismatched[:5] + [f"{m}: not in the checkpoint" for m in missing]))
 
+    def configure_callbacks(self):
+        """The model's own callbacks: the EMA of its weights when ``ema_decay`` is set."""
+        if self.hparams.ema_decay is None:
+            return []
+        if not 0.0 < self.hparams.ema_decay < 1.0:
+            raise ValueError(f"model.ema_decay={self.hparams.ema_decay}: choose a decay in (0, 1), "
+                             "e.g. 0.995, or null for no averaging")
+        return [ClassificationEMA(decay=self.hparams.ema_decay,
+                                  use_buffers=self.hparams.ema_use_buffers)]
+
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(params=self.parameters())
         if self.scheduler_factory is None:
@@ -284,3 +300,33 @@ class ClassificationTask(L.LightningModule):
         if self.test_report is None:
             raise RuntimeError("no test report to write: run trainer.test(...) first")
         return tracking.write_test_report(self.test_report, Path(output_dir))
+
+
+class ClassificationEMA(EMAWeightAveraging):
+    """Lightning's ``EMAWeightAveraging``, made to fit ``ClassificationTask`` in two places.
+
+    * Thresholds. The callback averages buffers as well as weights (``use_buffers=True``),
+      and so it would also average ``gmean_thresholds``: a buffer that is not a running
+      statistic but the choice of the last validation epoch (and starts as NaN, whose average
+      stays NaN). Validation runs on the averaged weights; once it has chosen the thresholds,
+      they are copied into the averaged model, so a checkpoint (which stores the averaged
+      model) carries the thresholds of its own epoch, as without EMA.
+    * Testing a checkpoint. Validation, and so the choice of the best checkpoint, sees the
+      averaged weights, which the checkpoint stores as its ``state_dict``. When a checkpoint is
+      loaded for testing in the process that trained it, the base class would replace them by
+      the raw weights (``current_model_state``); here only resuming a fit does that.
+
+    ``use_buffers=false`` keeps the live model's batch-norm statistics instead of averaging
+    them; the thresholds are copied either way.
+    """
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        # Runs after the module's on_validation_epoch_end and before ModelCheckpoint saves
+        # (Lightning runs checkpoint callbacks last).
+        averaged = self._average_model
+        if averaged is not None and hasattr(pl_module, "gmean_thresholds"):
+            averaged.module.gmean_thresholds.copy_(pl_module.gmean_thresholds)
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        if trainer.state.fn == "fit":  # resuming: restore the raw and the averaged weights
+            super().on_load_checkpoint(trainer, pl_module, checkpoint)
