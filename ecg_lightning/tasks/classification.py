@@ -52,6 +52,9 @@ class ClassificationTask(L.LightningModule):
                  identification_beats: list[int] | tuple[int, ...] = (1, 5, 10),
                  ema_decay: float | None = None, ema_use_buffers: bool = True) -> None:
         super().__init__()
+        if ema_decay is not None and not 0.0 < ema_decay < 1.0:
+            raise ValueError(f"model.ema_decay={ema_decay}: choose a decay in (0, 1), e.g. 0.995, "
+                             "or null for no averaging")
         # Plain values only, so a checkpoint loads with torch.load(weights_only=True);
         # ``run_config`` is the resolved Hydra config (YAML text) that rebuilds net and data;
         # ``data_facts`` (classes, channels, window, rate, class counts) rebuild the model
@@ -277,9 +280,6 @@ class ClassificationTask(L.LightningModule):
         """The model's own callbacks: the EMA of its weights when ``ema_decay`` is set."""
         if self.hparams.ema_decay is None:
             return []
-        if not 0.0 < self.hparams.ema_decay < 1.0:
-            raise ValueError(f"model.ema_decay={self.hparams.ema_decay}: choose a decay in (0, 1), "
-                             "e.g. 0.995, or null for no averaging")
         return [ClassificationEMA(decay=self.hparams.ema_decay,
                                   use_buffers=self.hparams.ema_use_buffers)]
 
