@@ -22,7 +22,11 @@ the split paradigm (tag ``split``), so an intra-patient figure is never averaged
 inter-patient one. ``command`` also works in ``group_by``: the run's command line
 (``python -m ecg_lightning.run`` and its overrides, less ``seed``, ``data.fold`` and display
 options), so runs of one exact setting form one row. ``latest=true`` keeps only the newest
-run per group, seed and fold: a re-run of a setting replaces the older one. A group's cell is the mean ± the *sample* standard deviation (ddof=1)
+run per group, seed and fold: a re-run of a setting replaces the older one; and only the runs
+of the group's newest ``recipe`` (the fingerprint of what a run computes,
+``tracking.recipe_fingerprint``): seeds run before the preset changed are listed in the second
+table as "older recipe", not averaged with the new ones (a run from before the tag existed
+reads ``-``, one recipe of its own). ``group_by=...,recipe`` shows every recipe as a row. A group's cell is the mean ± the *sample* standard deviation (ddof=1)
 over its FINISHED training runs (one per seed x fold); a group of one run shows its value
 alone. Not averaged, but counted per group in a second table so that none disappears
 silently: runs in any other state (FAILED, RUNNING, KILLED), re-tests of a checkpoint by
@@ -273,7 +277,7 @@ def summarize(runs: pd.DataFrame, group_by: list[str], metrics: list[str], lates
     # Plain tag names as columns; a tag a run lacks reads "-" (groupby would drop NaN keys).
     frame = pd.DataFrame({"run_id": runs["run_id"], "start": runs["start"],
                           "duration": runs["duration"]})
-    for key in [k for k in keys if k != "command"] + ["seed", "fold"]:
+    for key in [k for k in keys if k != "command"] + ["seed", "fold", "recipe"]:
         column = f"tags.{key}"
         frame[key] = runs[column].fillna(MISSING) if column in runs else MISSING
     frame["command"] = [command_of(o) if isinstance(o, str) else MISSING
@@ -290,6 +294,12 @@ def summarize(runs: pd.DataFrame, group_by: list[str], metrics: list[str], lates
         finished = frame[frame["reason"] == "FINISHED"].sort_values("start", ascending=False)
         older = finished.duplicated([*keys, "seed", "fold"], keep="first")
         frame.loc[older[older].index, "reason"] = "superseded by a newer run"
+        # ... and a row holds one recipe: that of its newest run (runs of the same command
+        # under an older preset version are listed, not averaged with the newer ones)
+        finished = frame[frame["reason"] == "FINISHED"].sort_values("start", ascending=False)
+        newest = finished.groupby(keys, sort=False)["recipe"].transform("first")
+        stale = finished.index[finished["recipe"] != newest]
+        frame.loc[stale, "reason"] = "older recipe (the preset changed since)"
     finished = frame[frame["reason"] == "FINISHED"]
 
     rows = []

@@ -1,7 +1,9 @@
 """What every run records in MLflow besides Lightning's per-epoch metrics.
 
 Tags make runs filterable (data, model, loss, split, seed, fold, preset, git commit, sweep,
-the command, and against the preset's own config its ``budget`` and ``protocol``);
+the command, against the preset's own config its ``budget`` and ``protocol``, and the
+``recipe``: a fingerprint of what the run computes, so that runs of one command under an older
+version of a preset are told apart);
 the resolved config goes in as ``config.yaml`` (MLflow params cut values at 250 characters);
 the test report as ``metrics_test.json``, ``confusion_matrix.csv`` and a PNG, the G-mean
 thresholds as ``thresholds.json`` and ``thresholds.csv``, the test ROC curves as a PNG, and for
@@ -11,6 +13,7 @@ identification runs the verification DET curves (``verification_det.png``).
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import re
 import subprocess
@@ -18,7 +21,7 @@ from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.loggers import MLFlowLogger
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from ecg_lightning.plots import (plot_confusion_matrix, plot_det_curves, plot_examples,
                                  plot_per_record, plot_roc_curves, plot_training_curves)
@@ -85,6 +88,42 @@ def preset_tags(cfg: DictConfig, preset: str) -> dict[str, str]:
             "protocol": differences(PROTOCOL_KEYS) or "preset"}
 
 
+# What a run computes, for its ``recipe`` fingerprint: these sections of the resolved config
+# (less the keys below, which say where files are, how fast, or which seed and fold), the
+# trainer keys that change the optimisation, and early stopping.
+RECIPE_SECTIONS = ("data", "model", "loss", "optimizer", "scheduler", "augment", "fusion",
+                   "monitor")
+RECIPE_TRAINER_KEYS = ("min_epochs", "max_epochs", "max_steps", "max_time", "precision",
+                       "gradient_clip_val", "gradient_clip_algorithm", "accumulate_grad_batches",
+                       "limit_train_batches", "limit_val_batches", "check_val_every_n_epoch",
+                       "val_check_interval")
+NOT_RECIPE_KEYS = ("data.root", "data.data_dir", "data.cache_dir", "data.download",
+                   "data.num_workers", "data.seed", "data.fold")
+
+
+def recipe_fingerprint(cfg: DictConfig) -> str:
+    """12 hex digits that change when anything the run computes changes (``RECIPE_SECTIONS``,
+    ``RECIPE_TRAINER_KEYS``, early stopping) and stay when only the seed, fold, paths or
+    display do. Two seeds of one preset version share it; the same command after the preset
+    changed (a new learning rate, clipping, another default) gets another."""
+    def resolved(node, skip=()):  # key by key: the skipped ones (paths, hydra) never resolve
+        if isinstance(node, DictConfig):
+            return {key: resolved(node[key]) for key in node if key not in skip}
+        if isinstance(node, ListConfig):
+            return OmegaConf.to_container(node, resolve=True)
+        return node
+
+    skipped = [key.split(".", 1) for key in NOT_RECIPE_KEYS]
+    recipe = {section: resolved(cfg.get(section), [name for where, name in skipped
+                                                   if where == section])
+              for section in RECIPE_SECTIONS}
+    recipe["trainer"] = {key: OmegaConf.select(cfg, f"trainer.{key}")
+                         for key in RECIPE_TRAINER_KEYS}
+    recipe["early_stopping"] = resolved(OmegaConf.select(cfg, "callbacks.early_stopping"))
+    text = json.dumps(recipe, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def run_tags(cfg: DictConfig, datamodule) -> dict[str, str]:
     """Filterable tags: the group options the run was composed from, split, seed, commit."""
     runtime = hydra_runtime()
@@ -98,6 +137,7 @@ def run_tags(cfg: DictConfig, datamodule) -> dict[str, str]:
         "seed": str(cfg.seed),
         "preset": choices.get("experiment", "none"),
         "git_commit": git_commit(),
+        "recipe": recipe_fingerprint(cfg),
     }
     if cfg.data.get("split") == "kfold":
         tags["fold"] = f"{cfg.data.fold}/{cfg.data.num_folds}"

@@ -23,7 +23,7 @@ from test_run import client_for, run_cli  # pytest puts tests/ on sys.path
 
 from ecg_lightning.report import HEADLINE_METRICS, ReportError, main, make_report
 from ecg_lightning.summary import compose_config
-from ecg_lightning.tracking import preset_tags
+from ecg_lightning.tracking import preset_tags, recipe_fingerprint
 
 ONE_BATCH = ("debug=limit", "trainer.max_epochs=1", "trainer.limit_train_batches=1",
              "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",
@@ -239,6 +239,50 @@ def test_preset_tags_name_the_budget_and_protocol_a_run_changed():
     assert preset_tags(other_split, "ju2019_dbgru_mitdb")["protocol"] == (
         "data.split=inter_patient (preset intra_patient)")
     assert preset_tags(compose_config([]), "none")["protocol"] == "no preset"
+
+
+def test_recipe_fingerprint_changes_with_the_recipe_not_with_seed_or_paths(tmp_path):
+    """``tracking.recipe_fingerprint`` on real Hydra compositions of one preset."""
+    preset = ["experiment=kim2020_ecgiddb"]
+    fingerprint = recipe_fingerprint(compose_config(preset))
+    assert len(fingerprint) == 12
+    for same in (["seed=7"], [f"paths.root_dir={tmp_path}"], ["data.num_workers=2"],
+                 ["experiment_name=elsewhere", "callbacks.progress_bar.refresh_rate=0"]):
+        assert recipe_fingerprint(compose_config([*preset, *same])) == fingerprint, same
+    for other in (["trainer.gradient_clip_val=null"], ["optimizer.lr=1e-4"],
+                  ["callbacks.early_stopping.patience=3"], ["data.split=cross_session"]):
+        assert recipe_fingerprint(compose_config([*preset, *other])) != fingerprint, other
+
+
+def test_latest_keeps_the_newest_recipe_of_a_row(tmp_path, no_tracking_env):
+    """Seeds 1 and 2 of a command under an older preset version, then seed 1 again after the
+    preset changed: ``latest=true`` reports the new recipe's run alone and lists seed 2 as an
+    older recipe; ``group_by=...,recipe`` shows both versions as rows."""
+    (tmp_path / "outputs").mkdir()
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/outputs/mlflow.db")
+    experiment = client.create_experiment("kim2020_ecgiddb")
+    base = {"data": "ecgiddb", "model": "kim2020", "loss": "ce", "split": "within_subject_time",
+            "preset": "kim2020_ecgiddb", "overrides": "experiment=kim2020_ecgiddb"}
+    for start, seed, recipe, accuracy in ((1_000, 1, "aaaaaaaaaaaa", 0.30),
+                                          (2_000, 2, "aaaaaaaaaaaa", 0.40),
+                                          (3_000, 1, "bbbbbbbbbbbb", 0.70)):
+        run = client.create_run(experiment, start_time=start,
+                                tags={**base, "seed": str(seed), "recipe": recipe})
+        client.log_metric(run.info.run_id, "test/accuracy", accuracy)
+        client.set_terminated(run.info.run_id, "FINISHED", end_time=start + 60_000)
+
+    report = make_report([f"paths.root_dir={tmp_path}", "experiments=all",
+                          "group_by=preset,command", "latest=true", f"out={tmp_path}"])
+    row = report.table.iloc[0]
+    assert (len(report.table), row["n"], row["seeds"]) == (1, 1, "1")
+    assert row["test/accuracy mean"] == pytest.approx(0.70)
+    assert sorted(report.not_counted["reason"]) == ["older recipe (the preset changed since)",
+                                                    "superseded by a newer run"]
+
+    by_recipe = make_report([f"paths.root_dir={tmp_path}", "experiments=all",
+                             "group_by=preset,command,recipe", "latest=true", f"out={tmp_path}"])
+    rows = by_recipe.table.set_index("recipe")
+    assert rows.loc["aaaaaaaaaaaa", "seeds"] == "1, 2" and rows.loc["bbbbbbbbbbbb", "seeds"] == "1"
 
 
 def test_records_export_and_rebuild_the_paper_table(tmp_path, no_tracking_env):

@@ -17,6 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from ecg_lightning.run import train
 from ecg_lightning.summary import compose_config
+from ecg_lightning.tracking import recipe_fingerprint
 
 RUN_ID = re.compile(r"MLflow run id: ([0-9a-f]{32})")
 
@@ -61,6 +62,8 @@ def test_short_run_is_recorded_in_mlflow(tmp_path, mitdb_cache_dir):
     assert (tags["data"], tags["model"], tags["loss"]) == ("mitdb_interpatient", "beat_cnn", "ce")
     assert tags["split"] == "inter_patient" and tags["seed"] == "7"
     assert tags["git_commit"]
+    # what the run computes, not its seed or folders: the same as the bare composition's
+    assert tags["recipe"] == recipe_fingerprint(compose_config(["debug=limit"]))
     assert int(run.data.params["model/num_params"]) > 0
     assert run.data.params["data/split"] == "inter_patient"
 
