@@ -1,13 +1,13 @@
 """Speed and memory benchmarks: preparation of every database, training throughput, loader
 share, ``predict`` on a 30-minute record, peak memory.
 
-    python -m ecg_lightning.bench [--out outputs/bench] [--quick]
+    python -m ecg_lightning.bench [--out outputs/bench] [--quick] [--only default_run]
     ECG_DATA_DIR=../shared/data make bench
 
 Writes one JSON report per benchmark under ``--out`` (``prepare_<database>.json``,
 ``train_throughput.json``, ``dataloader_share.json``, ``train_throughput_families.json``,
 ``predict.json``, ``memory.json``, ``augment_share.json``,
-``prepare_mitdb_rr_two_leads.json``) and a ``summary.json``; every report holds the date, machine facts, the measured figures, the targets
+``prepare_mitdb_rr_two_leads.json``, ``default_run.json``) and a ``summary.json``; every report holds the date, machine facts, the measured figures, the targets
 and whether each is met. A compact table is printed at the end.
 
 * **prepare_<database>**, for every database of ``DATABASES`` whose files are under
@@ -36,6 +36,13 @@ and whether each is met. A compact table is printed at the end.
 * **predict**: ``ecg_lightning.predict`` on MIT-BIH record 100 (30 min) with a checkpoint of
   the default model, with the record's annotations and with wfdb's detector (target < 1 s).
 * **memory**: peak resident set size after preparation and after everything.
+* **default_run**: ``python -m ecg_lightning.run`` as a user first types it, in a subprocess
+  with a fresh project folder (so a cold cache; the raw files from ``ECG_DATA_DIR``): its wall
+  time from process start to exit (target < 10 min on 2 cores), epochs run, best epoch, the
+  median seconds an epoch (training and validation, the EMA included: ``seconds_per_epoch``
+  from its MLflow run) and its peak RSS (``os.wait4``). It runs last, after the in-process
+  benchmarks, whose worker RSS figures would otherwise include it. ``--only default_run`` runs
+  this one alone (about 5 minutes).
 
 The default config (``data=mitdb_interpatient model=beat_cnn loss=ce optimizer=adam``) is composed with
 ``compose_config``, as ``python -m ecg_lightning.run`` composes it; ``torch`` keeps its default
@@ -53,6 +60,7 @@ import platform
 import resource
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -85,9 +93,12 @@ class Settings:
     # the per-round ratios written beside the median, say whether a verdict is possible.
     min_run_s: float = 5.0
     rounds: int = 6  # one plain and one Lightning run each; even, so each loop goes first equally
+    default_run_overrides: tuple[str, ...] = ()  # none: the default run as a user runs it
 
 
-QUICK = Settings(cold_repeats=1, warm_repeats=3, warmup_steps=1, min_run_s=0.5, rounds=2)
+QUICK = Settings(cold_repeats=1, warm_repeats=3, warmup_steps=1, min_run_s=0.5, rounds=2,
+                 default_run_overrides=("trainer.max_epochs=1", "+trainer.limit_train_batches=10",
+                                        "+trainer.limit_val_batches=5", "bootstrap_resamples=10"))
 
 
 @dataclass(frozen=True)
@@ -512,6 +523,43 @@ def bench_prepare_rr(workdir: Path, settings: Settings, one_lead: dict):
 PREDICT_RECORD = "100"  # 30 min 5 s at 360 Hz, 2,273 beats
 
 
+DEFAULT_RUN_LIMIT_S = 600.0  # the default run must finish within 10 minutes on 2 CPU cores
+
+
+def bench_default_run(workdir: Path, settings: Settings):
+    """The default run end to end, as a user types it (see the module docstring); returns
+    (figures, targets, notes)."""
+    from mlflow.tracking import MlflowClient
+
+    root = workdir / "default-run"
+    command = [sys.executable, "-m", "ecg_lightning.run", f"paths.root_dir={root}",
+               "callbacks.progress_bar.refresh_rate=0", *settings.default_run_overrides]
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "ECG_CACHE_DIR")}
+    log = workdir / "default-run.log"
+    started = time.perf_counter()
+    with log.open("w") as output:
+        child = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(child.pid, 0)  # this child's own resource usage
+    wall = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"bench: the default run failed ({' '.join(command)}):\n"
+                 f"{log.read_text()[-3000:]}")
+    client = MlflowClient(tracking_uri=f"sqlite:///{root}/outputs/mlflow.db")
+    run = client.search_runs([client.get_experiment_by_name("ecg-lightning").experiment_id])[0]
+    metrics = run.data.metrics
+    figures = {"wall_s": round(wall, 1),
+               "epochs_run": metrics.get("epochs_run"), "best_epoch": metrics.get("best_epoch"),
+               "seconds_per_epoch": metrics.get("seconds_per_epoch"),
+               "peak_rss_mib": round(usage.ru_maxrss / 1024, 1)}
+    notes = {"command": " ".join(["python -m ecg_lightning.run", *command[4:]]),
+             "measure": "wall time of the subprocess from start to exit (imports, cold cache, "
+                        "training, test, plots, MLflow included); seconds_per_epoch: the run's "
+                        "own median time between two validations; peak RSS: the process's "
+                        "ru_maxrss from os.wait4",
+             "mlflow_run_id": run.info.run_id}
+    return figures, [Target("wall_s", "<", DEFAULT_RUN_LIMIT_S)], notes
+
+
 def trained_checkpoint(workdir: Path, cache_dir: Path) -> Path:
     """A default-config model (model=beat_cnn, mitdb_interpatient) trained for 20 batches: what
     predict loads.
@@ -582,7 +630,7 @@ def write_summary(out_dir: Path, reports: list[dict], settings: Settings, second
                "machine": machine_facts(), "settings": asdict(settings),
                "load_average_at_start_1_5_15min": [round(x, 2) for x in load_at_start],
                "total_seconds": round(seconds, 1),
-               "peak_rss_mib": reports[-1]["figures"]["peak_rss_mib_after_all"],
+               "peak_rss_mib": peak_rss_mib(),
                "checks": {r["benchmark"]: r["checks"] for r in reports},
                "all_met": all(r["all_met"] for r in reports),
                "files": [f"{r['benchmark']}.json" for r in reports],
@@ -592,6 +640,8 @@ def write_summary(out_dir: Path, reports: list[dict], settings: Settings, second
 
 
 TABLE_FIGURES = {  # report (prepare_<db>: "prepare") -> headline figures and their units
+    "default_run": {"wall_s": "s", "seconds_per_epoch": "s", "epochs_run": "",
+                    "peak_rss_mib": "MiB"},
     "prepare": {"cold_median_s": "s", "warm_median_s": "s"},
     "train_throughput": {"plain_samples_per_s_median": "samples/s",
                          "lightning_samples_per_s_median": "samples/s",
@@ -654,7 +704,37 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", default="outputs/bench", help="folder of the JSON reports")
     parser.add_argument("--quick", action="store_true",
                         help=f"fewer repeats and steps (a smoke run): {QUICK}")
+    parser.add_argument("--only", choices=["default_run"],
+                        help="run this benchmark alone (the others share prepared data)")
     return parser.parse_args(argv)
+
+
+def bench_training_and_the_rest(out_dir: Path, workdir: Path, databases: list[str],
+                                settings: Settings, prepare_mitdb: dict, quick: bool
+                                ) -> list[dict]:
+    """Training throughput, loader and augmentation shares, two leads + RR, the model
+    families, predict and memory, on the prepared databases; returns their reports."""
+    # The default run config. Its EMA of the weights (model.ema_decay) is left out of the
+    # throughput comparison: a recipe the plain loop does not run, not Lightning's overhead.
+    cfg = compose_config([f"paths.output_dir={workdir}", "model.ema_decay=null"])
+    (workdir / "default").mkdir()
+    datamodule = new_datamodule(cfg, workdir / "default")  # its data: RR features and all
+    prepare_and_setup(datamodule)
+    runs = interleaved_runs(cfg, datamodule, settings, workdir)
+    return [
+        write_report(out_dir, "train_throughput",
+                     *bench_training(runs, datamodule.batch_size, settings,
+                                     len(datamodule.dataset("train")))),
+        write_report(out_dir, "dataloader_share", *bench_dataloader_share(runs)),
+        write_report(out_dir, "augment_share", *bench_augment(datamodule, runs)),
+        write_report(out_dir, "prepare_mitdb_rr_two_leads",
+                     *bench_prepare_rr(workdir, settings, prepare_mitdb)),
+        write_report(out_dir, "train_throughput_families",
+                     *bench_families(workdir, databases, QUICK if quick else FAMILY_SETTINGS)),
+        write_report(out_dir, "predict",
+                     *bench_predict(workdir, Path(datamodule.cache_dir), settings)),
+        write_report(out_dir, "memory", *bench_memory(prepare_mitdb)),
+    ]
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -668,37 +748,21 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="ecg-bench-") as tmp:
         workdir = Path(tmp)
         databases, skipped = available_databases(workdir)
-        prepared = {}
-        for name in databases:
-            cfg = compose_config([f"data={name}", f"paths.output_dir={workdir}"])
-            (workdir / name).mkdir()
-            *results, prepared[name] = bench_prepare(cfg, workdir / name, settings,
-                                                     PREPARE_TARGETS.get(name, []))
-            reports.append(write_report(out_dir, f"prepare_{name}", *results))
-        if "mitdb" not in prepared:
+        if "mitdb" not in databases:
             sys.exit(f"bench: the MIT-BIH database is needed ({skipped.get('mitdb')}); "
                      "set ECG_DATA_DIR")
-        # The default run config. Its EMA of the weights (model.ema_decay) is left out of the
-        # throughput comparison: a recipe the plain loop does not run, not Lightning's overhead.
-        cfg = compose_config([f"paths.output_dir={workdir}", "model.ema_decay=null"])
-        (workdir / "default").mkdir()
-        datamodule = new_datamodule(cfg, workdir / "default")  # its data: RR features and all
-        prepare_and_setup(datamodule)
-        runs = interleaved_runs(cfg, datamodule, settings, workdir)
-        reports.append(write_report(out_dir, "train_throughput",
-                                    *bench_training(runs, datamodule.batch_size, settings,
-                                                    len(datamodule.dataset("train")))))
-        reports.append(write_report(out_dir, "dataloader_share", *bench_dataloader_share(runs)))
-        reports.append(write_report(out_dir, "augment_share", *bench_augment(datamodule, runs)))
-        reports.append(write_report(out_dir, "prepare_mitdb_rr_two_leads", *bench_prepare_rr(
-            workdir, settings, reports[0]["figures"])))
-        reports.append(write_report(out_dir, "train_throughput_families",
-                                    *bench_families(workdir, databases, FAMILY_SETTINGS
-                                                    if not args.quick else QUICK)))
-        reports.append(write_report(out_dir, "predict", *bench_predict(
-            workdir, Path(datamodule.cache_dir), settings)))
-        first = reports[0]["figures"]
-        reports.append(write_report(out_dir, "memory", *bench_memory(first)))
+        for name in databases if args.only is None else []:
+            cfg = compose_config([f"data={name}", f"paths.output_dir={workdir}"])
+            (workdir / name).mkdir()
+            *results, _ = bench_prepare(cfg, workdir / name, settings,
+                                        PREPARE_TARGETS.get(name, []))
+            reports.append(write_report(out_dir, f"prepare_{name}", *results))
+            if name == "mitdb":
+                prepare_mitdb = reports[-1]["figures"]
+        if args.only is None:
+            reports.extend(bench_training_and_the_rest(out_dir, workdir, databases, settings,
+                                                       prepare_mitdb, args.quick))
+        reports.append(write_report(out_dir, "default_run", *bench_default_run(workdir, settings)))
     summary = write_summary(out_dir, reports, settings, time.perf_counter() - started,
                             load_at_start, skipped)
     print(format_table(reports, summary))

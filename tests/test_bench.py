@@ -23,7 +23,7 @@ def test_quick_bench_writes_every_report(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
     for name in ("prepare_mitdb", "train_throughput", "dataloader_share",
-                 "train_throughput_families", "predict", "memory"):
+                 "train_throughput_families", "predict", "memory", "default_run"):
         report = json.loads((out / f"{name}.json").read_text())
         assert report["figures"] and f"{name}.json" in summary["files"]
     families = json.loads((out / "train_throughput_families.json").read_text())
@@ -33,3 +33,22 @@ def test_quick_bench_writes_every_report(tmp_path):
             "spectrogram_cnn_2d_ratio"} <= set(ratios)
     assert all(ratio > 0 for ratio in ratios.values())
     assert "train_throughput_families" in done.stdout and "gru_ratio" in done.stdout
+
+
+@pytest.mark.slow
+def test_only_the_default_run(tmp_path):
+    """``--only default_run``: the default command in a subprocess (quick: 10 batches), its wall
+    time checked against the 10-minute limit, its epochs and RSS read back; nothing else runs."""
+    out = tmp_path / "bench"
+    done = subprocess.run([sys.executable, "-m", "ecg_lightning.bench", "--quick", "--only",
+                           "default_run", "--out", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(p.name for p in out.iterdir()) == ["default_run.json", "summary.json"]
+    report = json.loads((out / "default_run.json").read_text())
+    figures = report["figures"]
+    assert 0 < figures["wall_s"] < 600 and figures["epochs_run"] == 1
+    assert figures["peak_rss_mib"] > 100 and figures["seconds_per_epoch"] > 0
+    assert report["checks"] == [{"figure": "wall_s", "value": figures["wall_s"],
+                                 "target": "< 600", "met": True, "informative": False}]
+    assert report["notes"]["command"].startswith("python -m ecg_lightning.run ")
