@@ -200,7 +200,7 @@ def prepare_and_setup(datamodule) -> None:
 
 
 def bench_prepare(cfg: DictConfig, workdir: Path, settings: Settings, targets: list[Target]):
-    """Cold and warm preparation of ``cfg.data``; returns (figures, targets, notes, datamodule)."""
+    """Cold and warm preparation of ``cfg.data``; returns (figures, targets, notes)."""
     cold, cache = [], None
     for repeat in range(settings.cold_repeats):
         if cache is not None:
@@ -228,7 +228,7 @@ def bench_prepare(cfg: DictConfig, workdir: Path, settings: Settings, targets: l
              "warm": "cache present: a new datamodule's prepare_data() + setup('fit')",
              "config": f"data={cfg.data._target_} as configured, cache_dir=<temp>, "
                        "download=false"}
-    return figures, targets, notes, datamodule
+    return figures, targets, notes
 
 
 # Databases whose preparation is timed when their files are under ECG_DATA_DIR; the targets
@@ -509,7 +509,7 @@ def bench_prepare_rr(workdir: Path, settings: Settings, one_lead: dict):
     cfg = compose_config(["data=mitdb", "data.leads=all",
                           "data.rr_features=[pre,post,local,average]", f"paths.output_dir={workdir}"])
     (workdir / "mitdb-rr").mkdir()
-    figures, _, notes, _ = bench_prepare(cfg, workdir / "mitdb-rr", settings, [])
+    figures, _, notes = bench_prepare(cfg, workdir / "mitdb-rr", settings, [])
     figures["cold_ratio_over_one_lead"] = round(figures["cold_median_s"]
                                                 / one_lead["cold_median_s"], 3)
     figures["warm_ratio_over_one_lead"] = round(figures["warm_median_s"]
@@ -709,11 +709,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def bench_training_and_the_rest(out_dir: Path, workdir: Path, databases: list[str],
-                                settings: Settings, prepare_mitdb: dict, quick: bool
-                                ) -> list[dict]:
-    """Training throughput, loader and augmentation shares, two leads + RR, the model
-    families, predict and memory, on the prepared databases; returns their reports."""
+def bench_in_process(out_dir: Path, workdir: Path, databases: list[str], settings: Settings,
+                     quick: bool) -> list[dict]:
+    """Every benchmark but the default run: preparation of each database, training throughput,
+    loader and augmentation shares, two leads + RR, the model families, predict and memory;
+    returns their reports."""
+    reports = []
+    for name in databases:
+        cfg = compose_config([f"data={name}", f"paths.output_dir={workdir}"])
+        (workdir / name).mkdir()
+        reports.append(write_report(out_dir, f"prepare_{name}", *bench_prepare(
+            cfg, workdir / name, settings, PREPARE_TARGETS.get(name, []))))
+    prepare_mitdb = reports[databases.index("mitdb")]["figures"]
     # The default run config. Its EMA of the weights (model.ema_decay) is left out of the
     # throughput comparison: a recipe the plain loop does not run, not Lightning's overhead.
     cfg = compose_config([f"paths.output_dir={workdir}", "model.ema_decay=null"])
@@ -722,6 +729,7 @@ def bench_training_and_the_rest(out_dir: Path, workdir: Path, databases: list[st
     prepare_and_setup(datamodule)
     runs = interleaved_runs(cfg, datamodule, settings, workdir)
     return [
+        *reports,
         write_report(out_dir, "train_throughput",
                      *bench_training(runs, datamodule.batch_size, settings,
                                      len(datamodule.dataset("train")))),
@@ -751,17 +759,8 @@ def main(argv: list[str] | None = None) -> dict:
         if "mitdb" not in databases:
             sys.exit(f"bench: the MIT-BIH database is needed ({skipped.get('mitdb')}); "
                      "set ECG_DATA_DIR")
-        for name in databases if args.only is None else []:
-            cfg = compose_config([f"data={name}", f"paths.output_dir={workdir}"])
-            (workdir / name).mkdir()
-            *results, _ = bench_prepare(cfg, workdir / name, settings,
-                                        PREPARE_TARGETS.get(name, []))
-            reports.append(write_report(out_dir, f"prepare_{name}", *results))
-            if name == "mitdb":
-                prepare_mitdb = reports[-1]["figures"]
         if args.only is None:
-            reports.extend(bench_training_and_the_rest(out_dir, workdir, databases, settings,
-                                                       prepare_mitdb, args.quick))
+            reports.extend(bench_in_process(out_dir, workdir, databases, settings, args.quick))
         reports.append(write_report(out_dir, "default_run", *bench_default_run(workdir, settings)))
     summary = write_summary(out_dir, reports, settings, time.perf_counter() - started,
                             load_at_start, skipped)

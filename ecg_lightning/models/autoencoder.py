@@ -33,8 +33,10 @@ Measured 2026-12-02, seeds 1-3: early stopping at epochs 288, 135 and 232 (best 
 217); test AUROC 0.982, 0.903 and 0.983, mean 0.956 +- 0.046 (150 epochs: 0.959, 0.917,
 0.982). Seeds 1 and 3 moved to within 1.3 points of the seed's figure; seed 2 stopped on its
 own before epoch 150, lower. So the budget was one cause, not the whole gap: what is left is
-the data (205 normal training beats against about 2,500; the test split is 100 beats), with
-the full data set (the TEST file is not on our machine) the untested lead. The transformer preset keeps 150 epochs (not re-run).
+the data: 205 normal training beats against about 2,500, early stopping on the loss of 29
+normal validation beats (seed 2 stopped on that noisy curve), and a test set of 266 beats, 58
+of them normal (the test split plus every abnormal beat kept out of training). The full data
+set (the TEST file is not on our machine) is the untested lead. The transformer preset keeps 150 epochs (not re-run).
 """
 
 from __future__ import annotations
