@@ -42,9 +42,12 @@ def hydra_runtime():
 
 
 # What a preset's budget is: a run that changes any of these trains less (or more) than it.
+# Also the reductions that buy CPU time with less data or smaller inputs (record length,
+# sliding-window stride, image size), so a row run smaller than its paper says so.
 BUDGET_KEYS = ("trainer.max_epochs", "trainer.max_steps", "trainer.max_time",
                "trainer.limit_train_batches", "trainer.fast_dev_run", "trainer.overfit_batches",
-               "callbacks.early_stopping.patience")
+               "callbacks.early_stopping.patience", "data.max_seconds", "data.stride_seconds",
+               "model.net.image_size")
 # What a preset's ``reference`` describes: a run that changes one of these (another database,
 # split, label scheme, record lists or network) is no longer the paper's protocol.
 PROTOCOL_KEYS = ("data._target_", "data.split", "data.label_scheme", "data.train_records",

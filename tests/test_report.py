@@ -235,6 +235,12 @@ def test_preset_tags_name_the_budget_and_protocol_a_run_changed():
     reduced = compose_config(["experiment=kim2020_mitdb", "trainer.max_epochs=10"])
     assert preset_tags(reduced, "kim2020_mitdb") == {
         "budget": "trainer.max_epochs=10 (preset 30)", "protocol": "preset"}
+    # smaller inputs and less data are budget too: the spectrogram study on 2 CPU cores
+    smaller = compose_config(["experiment=spectrogram_resnet50", "model.net.image_size=32",
+                              "data.stride_seconds=2.5"])
+    assert preset_tags(smaller, "spectrogram_resnet50") == {
+        "budget": "data.stride_seconds=2.5 (preset 0.5); model.net.image_size=32 (preset 224)",
+        "protocol": "preset"}
     other_split = compose_config(["experiment=ju2019_dbgru_mitdb", "data.split=inter_patient"])
     assert preset_tags(other_split, "ju2019_dbgru_mitdb")["protocol"] == (
         "data.split=inter_patient (preset intra_patient)")
