@@ -62,8 +62,9 @@ for the three networks as the issue allows; records in ``outputs/reproductions/s
 with each test confusion matrix and per-record table). The CPU budget is spent three ways,
 each named in the run's ``budget`` tag: windows every 2.5 s instead of 0.5 s (non-overlapping:
 a fifth of the windows, every record kept whole; 17,242 test windows from 24 subjects, 8 of
-MIT-BIH and 16 of SVDB), images of 32 px (ResNet-50, EfficientNetV2-S) or 64 px (MobileNetV3,
-cheap enough at 64: the largest size each fits), and "epochs" of 100 weighted-sampler batches
+MIT-BIH and 16 of SVDB), images of 32 px (ResNet-50, EfficientNetV2-S: the smallest size the
+networks take, already their slowest cost) or 64 px (MobileNetV3: 107 images/s at 64 against
+124 at 32; at 96 px, 60 images/s, it would have had about half the steps), and "epochs" of 100 weighted-sampler batches
 (6,400 balanced draws, a tenth of the sampler's epoch) with a 26-minute cap. EMA decay 0.99
 over the live model's batch-norm statistics (0.999 averages over ~1,000 steps, as many as
 these runs take: 740-1,700; see the EMA point above). Test macro-F1, over the five AAMI
