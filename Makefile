@@ -25,8 +25,12 @@ install: $(BIN)/activate  ## create .venv with torch and the package (editable, 
 run: install  ## train and test the default model on mitdb (python -m ecg_lightning.run)
 	$(BIN)/python -m ecg_lightning.run $(ARGS)
 
-test: install  ## the fast test suite (about 6 minutes on 2 cores)
-	$(BIN)/python -m pytest $(ARGS)
+# The fast suite runs in TEST_WORKERS pytest-xdist processes, a test file to each (module
+# fixtures are built once); TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= 2
+
+test: install  ## the fast test suite (2 workers; about 6 minutes on 2 cores)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 test-full: install  ## every test, the slow ones included
 	$(BIN)/python -m pytest -m "" $(ARGS)

@@ -25,6 +25,16 @@ import ecg_lightning  # noqa: F401  makes a relative ECG_DATA_DIR (and cache, ro
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 os.environ.setdefault("ECG_DATA_DIR", str(DEFAULT_DATA_DIR))
 DATA_DIR = Path(os.environ["ECG_DATA_DIR"])  # absolute: read before any test changes directory
+
+# `make test` runs the suite in two pytest-xdist workers, one per core of the 2-core CI machine
+# (most tests wait on single-threaded work: imports, subprocess start-up, MLflow's sqlite). Each
+# worker, and every run it starts, uses one torch thread, so the two do not oversubscribe the
+# cores, and a subprocess run still uses the thread count of an in-process one.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    import torch
+
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 MITDB_FILES = ("hea", "dat", "atr")
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -124,22 +125,17 @@ def test_last_without_a_checkpoint_is_a_clear_error(tmp_path, records):
         run_in_process(tmp_path, records, tmp_path / "new", 1, "ckpt_path=last", "logger=none")
 
 
-def test_a_new_run_in_a_used_run_folder_is_refused(tmp_path, records):
+def test_a_new_run_in_a_used_run_folder_is_refused(tmp_path, records, in_process):
     """The same command twice into one hydra.run.dir, the second with another seed and no
     ckpt_path. Beside an OnExceptionCheckpoint, Lightning turns ``fit(ckpt_path=None)`` into
     ``"last"``: the second run would restore the first's last.ckpt, train nothing and test the
     first's best checkpoint. It is refused instead, naming the folder and the two ways out, and
     the first run's files stay as they were (Hydra itself rewrites ``.hydra/`` and appends to
-    the log before any of our code runs)."""
+    the log before any of our code runs). The first run is a copy of the module's in-process
+    run (saves a subprocess run), the second goes through the command line."""
     run_dir = tmp_path / "run"
-    command = [f"paths.root_dir={tmp_path}", f"paths.cache_dir={tmp_path / 'cache'}",
-               f"data.root={records}", "data.split=intra_patient", "data.max_seconds=600",
-               "model.net.width=8", "debug=limit",
-               "trainer.max_epochs=1", "callbacks.progress_bar.refresh_rate=0",
-               "bootstrap_resamples=10", "logger=none", f"hydra.run.dir={run_dir}"]
-    first = start_cli(tmp_path, *command, "seed=1")
-    _, stderr = first.communicate(timeout=300)
-    assert first.returncode == 0, stderr[-3000:]
+    shutil.copytree(in_process[0] / "first", run_dir)
+    command = [*setting(tmp_path, records, 2), "logger=none", f"hydra.run.dir={run_dir}"]
 
     def files() -> dict:
         return {path.relative_to(run_dir): (path.stat().st_mtime_ns, path.read_bytes())
