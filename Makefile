@@ -29,7 +29,7 @@ run: install  ## train and test the default model on mitdb (python -m ecg_lightn
 # fixtures are built once); TEST_WORKERS=0 runs it in this process.
 TEST_WORKERS ?= 2
 
-test: install  ## the fast test suite (2 workers; about 6 minutes on 2 cores)
+test: install  ## the fast test suite (2 workers; about 7 minutes on 2 cores)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 test-full: install  ## every test, the slow ones included
