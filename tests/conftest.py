@@ -35,6 +35,7 @@ if "PYTEST_XDIST_WORKER" in os.environ:
 
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
+
 MITDB_FILES = ("hea", "dat", "atr")
 
 
