@@ -51,7 +51,7 @@ The transformer preset got the same change (600 epochs, early stopping): seeds 1
 epochs 161, 178 and 253 (best 146, 163, 238), test AUROC 0.974, 0.958 and 0.998, mean
 0.977 +- 0.020 against 0.975 +- 0.021 at 150 epochs (seed 1's run is the 150-epoch one to four
 decimals: its best epoch, 146, was already inside the old budget). So for the transformer the
-150-epoch cap cost almost nothing; it sits above the seed's 0.26-0.96 range. 2.4 s an epoch on
+150-epoch cap cost almost nothing; it sits above the seed's 0.26-0.96 range. 2.0-2.4 s an epoch on
 2026-12-02's machine (1.4 s on 12-01's), 6-10 minutes a run.
 """
 
