@@ -44,7 +44,7 @@ left it with clipping (AUROC 0.926). For the preset's embedding 32, seeds 1-3 re
 machine with and without clipping, compared on validation: best validation loss 0.206, 0.198,
 0.245 clipped against 0.293, 0.313, 0.187 unclipped. Their test AUROC, read after the choice:
 0.965, 0.973, 0.977 = 0.971 +- 0.006 clipped, 0.960, 0.933, 0.984 = 0.959 +- 0.025 unclipped
-(the same unclipped seeds gave 0.982, 0.903, 0.983 on the previous day's machine: the path
+(the same unclipped seeds gave 0.982, 0.903, 0.983 on the earlier machine, records of 2026-12-02 16:17 UTC: the path
 through the plateau depends on floating-point details, clipping makes it steadier).
 
 The transformer preset got the same change (600 epochs, early stopping): seeds 1-3 stopped at
