@@ -11,13 +11,17 @@ import csv
 import json
 import math
 
+import lightning as L
 import numpy as np
 import pytest
 import torch
 from sklearn.metrics import (accuracy_score, confusion_matrix, f1_score, precision_score,
                              recall_score, roc_auc_score, roc_curve)
 
+from torchmetrics.wrappers import BootStrapper
+
 from ecg_lightning.metrics import classification_metrics, flatten, gmean_thresholds, roc_curves
+
 from ecg_lightning.run import build, train
 from ecg_lightning.summary import compose_config
 
@@ -163,3 +167,17 @@ def test_bootstrap_interval_brackets_the_point_estimate(trained_run):
         low, high = metrics[f"test/{name}_ci_low"], metrics[f"test/{name}_ci_high"]
         assert 0.0 <= low <= high <= 1.0
         assert low - 0.02 <= metrics[f"test/{name}"] <= high + 0.02
+
+
+def test_bootstrap_copies_exist_only_while_testing(trained_run):
+    """The 200-resample BootStrappers are hundreds of child metrics: built in ``on_test_start``,
+    so that no training-time traversal (EMA's update every step, Lightning's hooks) walks them."""
+    cfg, _ = trained_run
+    datamodule, model, *_ = build(cfg)
+    assert not any(isinstance(module, BootStrapper) for module in model.modules())
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False,
+                        limit_test_batches=1, accelerator="cpu", devices=1)
+    (logged,) = trainer.test(model, datamodule=datamodule, verbose=False)
+    bootstraps = [m for m in model.modules() if isinstance(m, BootStrapper)]
+    assert len(bootstraps) == 3 and all(b.num_bootstraps == 50 for b in bootstraps)
+    assert logged["test/accuracy_ci_low"] <= logged["test/accuracy_ci_high"]

@@ -91,9 +91,9 @@ class ReconstructionTask(L.LightningModule):
         self.val_scores, self.val_abnormal = CatMetric(nan_strategy="error"), CatMetric()
         self.test_scores, self.test_abnormal = CatMetric(nan_strategy="error"), CatMetric()
         self.test_auroc = BinaryAUROC()
-        self.test_auroc_bootstrap = BootStrapper(
-            BinaryAUROC(), num_bootstraps=bootstrap_resamples,
-            quantile=torch.tensor(CI_QUANTILES), sampling_strategy="multinomial")
+        # Built in on_test_start: its 200 resampled copies would otherwise be walked by every
+        # module traversal while training (see ClassificationTask).
+        self.test_auroc_bootstrap: BootStrapper | None = None
         self.test_at_threshold = MetricCollection({
             "accuracy": BinaryAccuracy(), "sensitivity": BinaryRecall(),
             "specificity": BinarySpecificity(), "precision": BinaryPrecision(),
@@ -135,6 +135,11 @@ class ReconstructionTask(L.LightningModule):
             self.log("val/score_threshold", self.score_threshold)
         if 0 < int(abnormal.sum()) < len(abnormal):  # AUROC needs both kinds of beats
             self.log("val/auroc", binary_auroc(unit_scores(scores), abnormal))
+
+    def on_test_start(self) -> None:
+        self.test_auroc_bootstrap = BootStrapper(
+            BinaryAUROC(), num_bootstraps=self.hparams.bootstrap_resamples,
+            quantile=torch.tensor(CI_QUANTILES), sampling_strategy="multinomial").to(self.device)
 
     def test_step(self, batch, batch_idx: int) -> None:
         scores, abnormal, reconstruction = self._step(batch, "test")
