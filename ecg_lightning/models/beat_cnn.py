@@ -38,7 +38,12 @@ What we found:
 * The best validation epoch: the 6th to the 20th with the EMA (the net fits DS1's 19 training
   patients in a few epochs; the average keeps improving a little longer). Seed 42's best is the
   last of the 20 epochs, so ``trainer.max_epochs`` may bind there; 20 keeps every seed's run
-  within 10 minutes on 2 cores.
+  within 10 minutes on the first machine's 2 cores (5 min), not on slower ones (12.5 min on
+  2026-12-03: the README's wall-time paragraph).
+* The input rate: at ``data.fs=180`` a training step costs half as much, and DS1's record
+  cross-validation (seeds 42, 2, 3) gave higher accuracy, macro-F1 and S +P but lower S
+  sensitivity (0.713 against 0.769), the figure DS2 hangs on; the default stays at 360 Hz
+  (``outputs/reproductions/interpatient/ds1_cv_selection.md``).
 """
 
 from __future__ import annotations
