@@ -43,7 +43,9 @@ What we found:
 * The input rate: at ``data.fs=180`` a training step costs half as much, and DS1's record
   cross-validation (seeds 42, 2, 3) gave higher accuracy, macro-F1 and S +P but lower S
   sensitivity (0.713 against 0.769), the figure DS2 hangs on; the default stays at 360 Hz
-  (``outputs/reproductions/interpatient/ds1_cv_selection.md``).
+  (``outputs/reproductions/interpatient/ds1_cv_selection.md``). Width 16 at 360 Hz also halves
+  the step and matched width 32 on that cross-validation (macro-F1 0.537 both, S Se 0.777 vs
+  0.769); it awaits its DS2 runs before becoming the default.
 """
 
 from __future__ import annotations
