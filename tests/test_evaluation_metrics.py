@@ -17,11 +17,9 @@ import pytest
 import torch
 from sklearn.metrics import (accuracy_score, confusion_matrix, f1_score, precision_score,
                              recall_score, roc_auc_score, roc_curve)
-
 from torchmetrics.wrappers import BootStrapper
 
 from ecg_lightning.metrics import classification_metrics, flatten, gmean_thresholds, roc_curves
-
 from ecg_lightning.run import build, train
 from ecg_lightning.summary import compose_config
 

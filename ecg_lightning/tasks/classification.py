@@ -77,8 +77,8 @@ class ClassificationTask(L.LightningModule):
         self.register_buffer("gmean_thresholds", torch.full((num_classes,), float("nan")))
         self.test_at_thresholds = threshold_stats(num_classes)
         # Built in on_test_start: 200 resamples are ~600 child metrics, and every module
-        # traversal while training (EMA's update each step, Lightning's hooks) would walk them,
-        # which made the default run's training ~1.5x slower.
+        # traversal while training (EMA's update each step, Lightning's hooks) walked them
+        # (measured: two training epochs of the default run took 0.86 of the time without them).
         self.test_bootstrap = nn.ModuleDict()
         # AAMI-scored classes (N, S, V, F: the label scheme's ``scored_classes``): beats of
         # the other classes (Q) are left out and decisions are the most probable scored class;
