@@ -49,10 +49,11 @@ BUDGET_KEYS = ("trainer.max_epochs", "trainer.max_steps", "trainer.max_time",
                "callbacks.early_stopping.patience", "data.max_seconds", "data.stride_seconds",
                "model.net.image_size")
 # What a preset's ``reference`` describes: a run that changes one of these (another database,
-# split, label scheme, record lists or network) is no longer the paper's protocol.
+# split, label scheme, record lists, network or the autoencoders' bottleneck, whose size the
+# ECG5000 figure is quoted at) is no longer the paper's protocol.
 PROTOCOL_KEYS = ("data._target_", "data.split", "data.label_scheme", "data.train_records",
                  "data.val_records", "data.test_records", "data.exclude_paced",
-                 "data.beat_symbols", "model.net._target_")
+                 "data.beat_symbols", "model.net._target_", "model.net.embedding_dim")
 
 
 def preset_config(preset: str) -> DictConfig:
@@ -84,6 +85,7 @@ def preset_tags(cfg: DictConfig, preset: str) -> dict[str, str]:
         for key in keys:
             ours, theirs = OmegaConf.select(cfg, key), OmegaConf.select(base, key)
             if ours != theirs:
+                theirs = "not set" if theirs is None else theirs
                 changed.append(f"{key}={ours} (preset {theirs})")
         return "; ".join(changed)
 

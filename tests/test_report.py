@@ -245,6 +245,13 @@ def test_preset_tags_name_the_budget_and_protocol_a_run_changed():
     assert preset_tags(other_split, "ju2019_dbgru_mitdb")["protocol"] == (
         "data.split=inter_patient (preset intra_patient)")
     assert preset_tags(compose_config([]), "none")["protocol"] == "no preset"
+    # the ECG5000 figure is quoted at one bottleneck size; a key the preset lacks reads "not set"
+    wider = compose_config(["experiment=ecg5000_lstm_ae", "model.net.embedding_dim=64"])
+    assert preset_tags(wider, "ecg5000_lstm_ae")["protocol"] == (
+        "model.net.embedding_dim=64 (preset 32)")
+    paced = compose_config(["experiment=kim2020_ecgiddb", "+data.exclude_paced=true"])
+    assert preset_tags(paced, "kim2020_ecgiddb")["protocol"] == (
+        "data.exclude_paced=True (preset not set)")
 
 
 def test_recipe_fingerprint_changes_with_the_recipe_not_with_seed_or_paths(tmp_path):
