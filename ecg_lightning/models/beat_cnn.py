@@ -8,20 +8,22 @@ saw and most beat classifiers learn the training patients' morphology instead:
   window's leads, widths ``width, width, 2 width, 2 width``, kernels 7-7-5-5 (about 20 ms each
   at 360 Hz, growing to ~150 ms of receptive field: a QRS complex and its neighbourhood);
 * global average pooling, then dropout: the features say *what* the beat looks like, not
-  *where* in the window, which keeps the parameter count small (39,013 at width 32 on one lead) and the
+  *where* in the window, which keeps the parameter count small (10,037 at the default width 16 on one lead) and the
   net from memorising positions of one patient's waves;
 * a linear classifier (``head``), where the RR features join through the shared fusion
   (``models/fusion.py``): across patients, supraventricular beats differ from normal ones in
   timing more than in shape (de Chazal et al. 2004, IEEE TBME 51(7)).
 
 Inputs, loss, selection and what it reaches on DS2 are in the README ("What the default run
-gives", "Inter-patient beat classification"). The recipe (``conf/model/beat_cnn.yaml``)
-validates, checkpoints and tests an exponential moving average of the weights
-(``model.ema_decay=0.995``). 2026-12-02, seeds 1-3, with the five RR features of
-``data=mitdb_interpatient`` and the EMA (both chosen by record cross-validation inside DS1):
-accuracy 93.3 %, macro-F1 over N, S, V, F 0.619, S Se / +P 79.3 / 40.8 %, V Se / +P
-87.9 / 92.1 %: above de Chazal et al. 2004's LDA on every figure. Per seed S sensitivity still
-varies (74.8, 83.9, 79.3 %; 71.9 % for seed 42); the rest clears the LDA in every seed.
+gives", "Inter-patient beat classification"). The recipe (``conf/model/beat_cnn.yaml``) is
+width 16 (10,037 parameters on one lead, before the RR features' fusion) and validates,
+checkpoints and tests an exponential moving average of the weights (``model.ema_decay=0.995``).
+2026-12-03, seeds 1-3, with the five RR features of ``data=mitdb_interpatient`` (width, RR
+features and EMA all chosen by record cross-validation inside DS1): accuracy 92.9 %, macro-F1
+over N, S, V, F 0.643, S Se / +P 77.5 / 39.9 %, V Se / +P 88.4 / 92.6 %: above de Chazal et
+al. 2004's LDA on every figure (seed 42 included, the mean of four too). Alone, seed 1 and 2
+clear every figure; seed 3 misses S by a hair (75.8 / 37.4 %), seed 42 macro-F1 (0.596, its F
+F1 is 0) while finding 85 % of the S beats.
 
 What we found:
 
@@ -32,20 +34,21 @@ What we found:
   by, are an S beat's; its S beats are early (pre RR 0.76 of the record mean, 0.78 of the local
   mean) but, coming in runs, lack the compensatory pause (post RR 0.77) that DS1's isolated S
   beats have. Without the EMA, the net's early best epoch (the 4th to the 14th) left that
-  region to chance: seeds 1-3 found 84 %, 33 % and 83 % of 232's S beats (DS2 mean S Se 64.7 %).
-  The averaged weights found 75 %, 85 % and 81 % of them, and in DS1's cross-validation raised
-  the held-out S sensitivity in every seed (0.65 -> 0.77).
-* The best validation epoch: the 6th to the 20th with the EMA (the net fits DS1's 19 training
-  patients in a few epochs; the average keeps improving a little longer). Seed 42's best is the
-  last of the 20 epochs, so ``trainer.max_epochs`` may bind there; 20 keeps every seed's run
-  within 10 minutes on the first machine's 2 cores (5 min), not on slower ones (12.5 min on
-  2026-12-03: the README's wall-time paragraph).
-* The input rate: at ``data.fs=180`` a training step costs half as much, and DS1's record
-  cross-validation (seeds 42, 2, 3) gave higher accuracy, macro-F1 and S +P but lower S
-  sensitivity (0.713 against 0.769), the figure DS2 hangs on; the default stays at 360 Hz
-  (``outputs/reproductions/interpatient/ds1_cv_selection.md``). Width 16 at 360 Hz also halves
-  the step and matched width 32 on that cross-validation (macro-F1 0.537 both, S Se 0.777 vs
-  0.769); it awaits its DS2 runs before becoming the default.
+  region to chance: seeds 1-3 found 84 %, 33 % and 83 % of 232's S beats (DS2 mean S Se 64.7 %,
+  width 32). The averaged weights found 75 %, 85 % and 81 % of them at width 32, and 78 %,
+  81 %, 75 % (88 % for seed 42) at width 16; in DS1's cross-validation the EMA raised the
+  held-out S sensitivity in every seed (0.65 -> 0.77).
+* The best validation epoch: the 7th to the 15th at width 16 (the net fits DS1's 19 training
+  patients in a few epochs; the average keeps improving a little longer), early stopping ending
+  runs at 12-20 of ``trainer.max_epochs=20``.
+* Cost: width 32 (39,013 parameters) took 5 min on a fast machine's 2 cores but 10.5-12.5 min
+  on slow ones (2026-12-03), over the 10-minute target; a plain training step (batch 256)
+  costs 120 ms there, 52 ms at width 16. The input at ``data.fs=180`` also halves the step, but
+  on DS1's record cross-validation (seeds 42, 2, 3) lowered S sensitivity (0.713 against
+  0.769), the figure DS2 hangs on; width 16 at 360 Hz matched width 32 there (macro-F1 0.537
+  both, S Se 0.777 vs 0.769) and became the default (2026-12-03;
+  ``outputs/reproductions/interpatient/ds1_cv_selection.md``). On DS2 afterwards (seeds 1-3,
+  read once each): macro-F1 0.643 against width 32's 0.619, S Se 77.5 against 79.3 %.
 """
 
 from __future__ import annotations
@@ -67,7 +70,7 @@ class BeatCNN(nn.Module):
 
     head_path = "head"  # its classifier, where auxiliary inputs join (models/fusion.py)
 
-    def __init__(self, num_classes: int, in_channels: int, width: int = 32,
+    def __init__(self, num_classes: int, in_channels: int, width: int = 16,
                  dropout: float = 0.3) -> None:
         super().__init__()
         if width < 1:
