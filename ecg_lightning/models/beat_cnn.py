@@ -21,7 +21,7 @@ checkpoints and tests an exponential moving average of the weights (``model.ema_
 2026-12-03, seeds 1-3, with the five RR features of ``data=mitdb_interpatient`` (width, RR
 features and EMA all chosen by record cross-validation inside DS1): accuracy 92.9 %, macro-F1
 over N, S, V, F 0.643, S Se / +P 77.5 / 39.9 %, V Se / +P 88.4 / 92.6 %: above de Chazal et
-al. 2004's LDA on every figure (seed 42 included, the mean of four too). Alone, seed 1 and 2
+al. 2004's LDA on every figure (so is the mean of all four seeds). Alone, seeds 1 and 2
 clear every figure; seed 3 misses S by a hair (75.8 / 37.4 %), seed 42 macro-F1 (0.596, its F
 F1 is 0) while finding 85 % of the S beats.
 
