@@ -71,7 +71,9 @@ def test_data_override_tests_another_split(trained, monkeypatch):
     _, overrides, _, best, train_metrics, client = trained
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     _, metrics = evaluate(str(best), [*overrides, "data.split=record", "data.seed=3"])
-    assert metrics["test/accuracy"] != pytest.approx(train_metrics["test/accuracy"], abs=1e-9)
+    # other test beats: the loss differs (accuracy alone can coincide: a net trained for a few
+    # batches may call every beat one class and score 0 on both splits)
+    assert metrics["test/loss"] != pytest.approx(train_metrics["test/loss"], abs=1e-9)
     assert evaluation_runs(client)[0].data.tags["split"] == "subject_disjoint_random"
 
 
