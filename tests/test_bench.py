@@ -52,3 +52,20 @@ def test_only_the_default_run(tmp_path):
     assert report["checks"] == [{"figure": "wall_s", "value": figures["wall_s"],
                                  "target": "< 600", "met": True, "informative": False}]
     assert report["notes"]["command"].startswith("python -m ecg_lightning.run ")
+
+
+@pytest.mark.slow
+def test_only_the_throughput_with_an_override(tmp_path):
+    """``--only train_throughput model.net.width=8``: the Lightning/plain comparison alone, on
+    the default config changed by the override (the net the task trains is the narrow one)."""
+    out = tmp_path / "bench"
+    done = subprocess.run([sys.executable, "-m", "ecg_lightning.bench", "--quick", "--only",
+                           "train_throughput", "--out", str(out), "model.net.width=8"],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(p.name for p in out.iterdir()) == ["summary.json", "train_throughput.json"]
+    report = json.loads((out / "train_throughput.json").read_text())
+    assert report["notes"]["overrides"] == ["model.net.width=8"]
+    assert report["figures"]["model_parameters"] < 10_037  # the width-16 default's count
+    assert {run["loop"] for run in report["figures"]["runs"]} == {"plain", "lightning"}
+    assert report["figures"]["ratio_lightning_over_plain"] > 0
