@@ -15,7 +15,7 @@ from conftest import make_small_mitdb
 from ecg_lightning.data.base import ECGDataModule
 from ecg_lightning.data.features import spectrogram, spectrogram_config
 from ecg_lightning.data.mitdb import MITBIHDataModule
-from ecg_lightning.models.mitdb_binary import (ImprovedAlexNet, SpectrogramBiLSTM, SpectrogramCNN,
+from ecg_lightning.models.mitdb_binary import (ImprovedAlexNet, SeedAlexNet1d, SpectrogramBiLSTM, SpectrogramCNN,
                                                SpectrogramGRU)
 from ecg_lightning.run import train
 from ecg_lightning.summary import compose_config, dataset_card, format_card
@@ -164,11 +164,35 @@ def test_multilabel_data_refuses_class_samplers(sampler):
     SpectrogramBiLSTM(num_classes=2, in_channels=33, seq_len=46),
     SpectrogramCNN(num_classes=2, in_channels=33, seq_len=46),
     ImprovedAlexNet(num_classes=2),
+    SeedAlexNet1d(num_classes=2, in_channels=33, seq_len=46),
     SpectrogramGRU(num_classes=2, in_channels=33, seq_len=46),
     SpectrogramGRU(num_classes=2, in_channels=33, seq_len=46, readout="flatten"),
-], ids=["bilstm", "cnn", "alexnet", "gru", "gru-flatten"])
+    SpectrogramGRU(num_classes=2, in_channels=33, seq_len=46, steps="bins", readout="flatten"),
+], ids=["bilstm", "cnn", "alexnet2d", "alexnet1d", "gru", "gru-flatten", "gru-bins"])
 def test_model_forward_shapes(net):
     assert net(torch.randn(5, 33, 46)).shape == (5, 2)
+
+
+def test_seed_alexnet_reads_384_features_as_the_seed():
+    """On the seed's 33 x 46 spectrogram its three convolutions leave one frame of 384."""
+    net = SeedAlexNet1d(num_classes=2, in_channels=33, seq_len=46)
+    assert net.features(torch.zeros(1, 33, 46)).shape == (1, 384, 1)
+    assert net.head[2].in_features == 384
+
+
+def test_gru_steps_over_bins_when_asked():
+    """steps=bins (the seed's GRU): one step per frequency bin, the 46 frames its features;
+    changing bin 20 leaves the states of bins 0-19 alone."""
+    net = SpectrogramGRU(num_classes=2, in_channels=33, seq_len=46, steps="bins")
+    assert net.gru.input_size == 46
+    x = torch.randn(1, 33, 46)
+    changed = x.clone()
+    changed[:, 20, :] += 1.0
+    before, _ = net.gru(x)
+    after, _ = net.gru(changed)
+    assert torch.equal(before[:, :20], after[:, :20]) and not torch.equal(before[:, 20], after[:, 20])
+    with pytest.raises(ValueError, match="model.net.steps='time'"):
+        SpectrogramGRU(num_classes=2, in_channels=33, seq_len=46, steps="time")
 
 
 def test_recurrent_nets_step_over_frames():

@@ -172,7 +172,7 @@ def test_fitted_transform_state_is_checked(rr_two_leads, mitdb_dir, mitdb_cache_
 
 
 BEAT_MODELS = ["beat_cnn", "lstm", "gru", "dbgru", "kim2020"]
-SPECTROGRAM_MODELS = ["binary_bilstm", "binary_cnn", "binary_alexnet", "binary_gru",
+SPECTROGRAM_MODELS = ["binary_bilstm", "binary_cnn", "binary_alexnet", "binary_alexnet2d", "binary_gru",
                       "spectrogram_mobilenetv3"]
 
 

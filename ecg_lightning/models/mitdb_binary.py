@@ -185,8 +185,41 @@ class ImprovedAlexNet(nn.Module):
         return self.classifier(self.features(x.unsqueeze(1)))  # [B, F, T] -> [B, 1, F, T]
 
 
+class SeedAlexNet1d(nn.Module):
+    """The seed notebook's ``ModifiedAlexNet``, the net behind its 0.918 / 0.708: AlexNet's first
+    three convolutions as 1-D convolutions over the frames, the bins as channels.
+
+    conv1 96 x 11 stride 4 (padding 2) -> ReLU -> max-pool 3/2 -> conv2 256 x 5 -> ReLU ->
+    max-pool 3/2 -> conv3 384 x 3 -> ReLU -> dropout 0.5 -> linear. On the seed's 33 x 46
+    spectrogram the frames shrink 46 -> 10 -> 4 -> 1, so the linear layer reads 384 features,
+    as the seed's; other sizes flatten what is left. Input ``[B, F, T]``.
+    """
+
+    head_path = "head.2"  # its classifier, where auxiliary inputs join (models/fusion.py)
+
+    def __init__(self, num_classes: int, in_channels: int, seq_len: int,
+                 widths: Sequence[int] = (96, 256, 384), dropout: float = 0.5) -> None:
+        super().__init__()
+        if len(widths) != 3:
+            raise ValueError(f"model.net.widths={list(widths)} must give the seed's three convolutions")
+        c1, c2, c3 = widths
+        self.features = nn.Sequential(
+            nn.Conv1d(in_channels, c1, kernel_size=11, stride=4, padding=2), nn.ReLU(),
+            nn.MaxPool1d(kernel_size=3, stride=2),
+            nn.Conv1d(c1, c2, kernel_size=5, padding=2), nn.ReLU(),
+            nn.MaxPool1d(kernel_size=3, stride=2),
+            nn.Conv1d(c2, c3, kernel_size=3, padding=1), nn.ReLU())
+        length = self.features(torch.zeros(1, in_channels, seq_len)).shape[-1]
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(dropout),
+                                  nn.Linear(c3 * length, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
 class SpectrogramGRU(nn.Module):
-    """GRU over the frames; linear on the last step (the seed's readout) or on every step flattened.
+    """GRU over the frames (or over the bins, as the seed's: ``steps="bins"``); linear on the
+    last step (the seed's readout) or on every step flattened.
 
     Input ``[B, F, T]``, output logits ``[B, num_classes]``.
     """
@@ -194,17 +227,21 @@ class SpectrogramGRU(nn.Module):
     head_path = "head"  # its classifier, where auxiliary inputs join (models/fusion.py)
 
     def __init__(self, num_classes: int, in_channels: int, seq_len: int, hidden_size: int = 128,
-                 num_layers: int = 2, dropout: float = 0.0, readout: str = "last") -> None:
+                 num_layers: int = 2, dropout: float = 0.0, readout: str = "last",
+                 steps: str = "frames") -> None:
         super().__init__()
         if readout not in ("last", "flatten"):
             raise ValueError(f"model.net.readout={readout!r} is unknown; valid: last, flatten")
-        self.readout = readout
-        self.gru = nn.GRU(in_channels, hidden_size, num_layers=num_layers, batch_first=True,
+        if steps not in ("frames", "bins"):
+            raise ValueError(f"model.net.steps={steps!r} is unknown; valid: frames, bins")
+        self.readout, self.steps = readout, steps
+        # frames: one step per frame, a frame's bins its features; bins: the other way round
+        features, length = (in_channels, seq_len) if steps == "frames" else (seq_len, in_channels)
+        self.gru = nn.GRU(features, hidden_size, num_layers=num_layers, batch_first=True,
                           dropout=dropout if num_layers > 1 else 0.0)
-        features = hidden_size * (seq_len if readout == "flatten" else 1)
-        self.head = nn.Linear(features, num_classes)
+        self.head = nn.Linear(hidden_size * (length if readout == "flatten" else 1), num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        states, _ = self.gru(x.transpose(1, 2))  # [B, T, H]
+        states, _ = self.gru(x.transpose(1, 2) if self.steps == "frames" else x)  # [B, steps, H]
         summary = states[:, -1] if self.readout == "last" else states.flatten(1)
         return self.head(summary)
