@@ -21,18 +21,19 @@ The AlexNet. M. Arun Kumar, A. Chakrapani, "Classification of ECG signal using F
 improved Alexnet classifier", PLoS ONE 17(9): e0274225, 2022. What the paper reports (its
 abstract): Fast Fourier Transform features of ECG records, classified into four types of
 arrhythmia by an "improved" AlexNet, compared with other algorithms; its ability to find
-deviations is 20 % better than that of traditional systems. Its architecture figure, shown in
-the seed's notebook, follows AlexNet's layout (Krizhevsky et al. 2012; the seed's notes name
-its conv1 to conv5 and FC6 to FC8): five convolutions, the first with large kernels and
-stride, overlapping max-pooling, three fully connected layers with dropout. The seed's version keeps conv1 (96 filters of 11, stride 4),
-conv2 (256 of 5) and one conv3 (384 of 3) as 1-D convolutions over the 33 bins. We could not
-read the paper's layer table, so ``ImprovedAlexNet`` keeps that layout in full and adapts it
-to the spectrogram as a one-channel 33 x 46 image, as the paper feeds FFT features to it:
-kernels 5 x 5 then 3 x 3 with stride 1 (11 x 11 stride 4 would consume the whole image), batch
-normalisation where AlexNet had local response normalisation (the usual "improvement"),
-adaptive average pooling to a 3 x 3 grid before FC6 (as torchvision's AlexNet), and widths
-cut to 32-64-96-96-64 filters and 256-unit FC6/FC7 so that it trains on a CPU: 0.43 M
-parameters instead of AlexNet's 61 M.
+deviations is 20 % better than that of traditional systems. The seed's own net (its
+``ModifiedAlexNet``, the one behind its 0.918 / 0.708) keeps AlexNet's first three
+convolutions as 1-D convolutions over the 46 frames with the 33 bins as channels: conv1 96
+filters of 11, stride 4, max-pool 3/2, conv2 256 of 5, max-pool 3/2, conv3 384 of 3, dropout
+0.5 and one linear layer on the 384 features left (0.45 M parameters). ``SeedAlexNet1d`` is
+that net, ``model=binary_alexnet`` and the preset's since 2026-12-03. ``ImprovedAlexNet``
+(``model=binary_alexnet2d``, the preset's net until then) is our 2-D reading of the paper's
+layout, which we could not read in full offline: the spectrogram as a one-channel 33 x 46
+image, five convolutions (5 x 5 then 3 x 3, stride 1), batch normalisation where AlexNet had
+local response normalisation, three max-pools, adaptive average pooling to 3 x 3, FC6/FC7 of
+256 units with dropout, widths 32-64-96-96-64 (0.43 M parameters instead of AlexNet's 61 M).
+Until 2026-12-03 this docstring said the seed's convolutions ran over the bins: they run over
+the frames, as ``SpectrogramCNN``'s do.
 
 What we changed and why:
 
