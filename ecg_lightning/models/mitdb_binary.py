@@ -63,8 +63,10 @@ What we changed and why:
     an epoch, 5-7 min a run): accuracy 0.902 +- 0.021, F1 (abnormal) 0.690 +- 0.028 against the
     seed's 0.885 / 0.668: reproduced. On the log-magnitude (2026-12-02, same seeds): 0.867 +-
     0.025 / 0.612 +- 0.042; on the all-beats labels (2026-11-22): 0.711 / 0.507.
-  - ``experiment=mitdb_binary_alexnet`` (the seed's 1-D net), seed 42 (stopped at 7, best 2; 40 s
-    an epoch, 6 min): accuracy 0.898, F1 (abnormal) 0.669 against the seed's 0.918 / 0.708. With
+  - ``experiment=mitdb_binary_alexnet`` (the seed's 1-D net), seeds 42, 1, 2 (stopped at 7, 10, 6;
+    best 2, 5, 1; 38-45 s an epoch, 6-10 min a run): accuracy 0.903 +- 0.009, F1 (abnormal)
+    0.675 +- 0.023 against the seed's 0.918 / 0.708: 1.5 points below on accuracy, inside the
+    0.892-0.918 that the seed's own last 10 epochs spanned; F1 3.3 points below. With
     the log-magnitude it stayed at chance (0.837 = every window normal, AUROC 0.5); our 2-D
     ``ImprovedAlexNet`` on the log-magnitude (2026-12-02): 0.847 / 0.567.
   - ``experiment=mitdb_binary_gru``, seed 42 (stopped at 7, best 2; 138 s an epoch, 20 min):
