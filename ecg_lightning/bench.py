@@ -713,7 +713,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="config overrides of train_throughput's model and data "
                              "(e.g. model.net.width=32)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.overrides and args.only == "default_run":
+        parser.error(f"--only default_run runs the default command as typed: the overrides "
+                     f"{' '.join(args.overrides)} apply to train_throughput only")
+    return args
 
 
 def bench_throughput(out_dir: Path, workdir: Path, settings: Settings, overrides: list[str]):

@@ -69,3 +69,11 @@ def test_only_the_throughput_with_an_override(tmp_path):
     assert report["figures"]["model_parameters"] < 10_037  # the width-16 default's count
     assert {run["loop"] for run in report["figures"]["runs"]} == {"plain", "lightning"}
     assert report["figures"]["ratio_lightning_over_plain"] > 0
+
+
+def test_overrides_are_refused_with_the_default_run_alone():
+    done = subprocess.run([sys.executable, "-m", "ecg_lightning.bench", "--only", "default_run",
+                           "model.net.width=8"], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2
+    assert "model.net.width=8 apply to train_throughput only" in done.stderr
