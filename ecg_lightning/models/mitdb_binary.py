@@ -74,8 +74,12 @@ What we changed and why:
     against the seed's 0.907 / 0.727; on the log-magnitude (2026-12-02, stopped at 17, best 12)
     0.859 / 0.592. The input is not this net's gap, nor the budget: the seed's GRU was at 0.898
     after its first epoch. What still differs: the seed's GRU steps over the 33 bins with the
-    46 frames as features (``model.net.steps=bins``), ours over the frames; 3 of its 32
-    training records validate here.
+    46 frames as features (``+model.net.steps=bins``), ours over the frames; 3 of its 32
+    training records validate here. Stepping over the bins (2026-12-03, seed 42, stopped by
+    hand after 8 epochs for the session's time, ~150 s an epoch, no test figure): validation F1
+    (abnormal) 0.52-0.75 (best 0.747 at epoch 7, still the best when stopped) against 0.52-0.71
+    for the frames (best 0.713 at epoch 2); a hint, not a result: the full run decides whether
+    the direction is the gap.
   - ``experiment=mitdb_binary_bilstm``, seed 42 (stopped at 14, best 9; 59 s an epoch, 21 min):
     accuracy 0.914, F1 (abnormal) 0.697 against the seed's 0.882 / 0.624 (on the
     log-magnitude, 2026-12-02: 0.879 / 0.634).
