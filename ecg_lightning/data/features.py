@@ -11,6 +11,9 @@ calls ``scipy.signal.stft(x, fs=360, nperseg=64)`` on 4 s windows: 33 bins x 46 
 
 ``log: true`` feeds ``log(magnitude + 1e-6)`` instead of the magnitude: ECG power falls by
 orders of magnitude from the QRS band to the top bins, and the log keeps them on one scale.
+Its values sit far from zero (about -5 on the normal-vs-abnormal data): nets without a
+normalisation after their first layer can die on it (the seed's 1-D AlexNet stayed at chance),
+so that study's data uses the magnitude, as its seed (``conf/data/mitdb_binary.yaml``).
 """
 
 from __future__ import annotations
