@@ -27,7 +27,8 @@ and whether each is met. A compact table is printed at the end.
   the framework's. ``--only train_throughput [KEY=VALUE ...]`` runs this one alone, on the
   default config with the overrides (e.g. ``model.net.width=32``). Profiled (2026-12-03, width
   16): Lightning adds about 8 ms to an 80 ms step, half of it the per-step
-  ``self.log("train/loss", on_step=True)``; on a 2-core VM a round's ratio swings by +-15 %.
+  ``self.log("train/loss", on_step=True)``; on a 2-core VM one run's per-round ratios spread
+  0.82-1.57 (2026-12-03): only the interquartile verdict says whether a figure is decided.
 * **dataloader_share**: time the plain loop spends waiting for batches, as a share of its time.
 * **augment_share**: ``augment=default`` on a training batch, as a share of a training step
   (target < 5 %).
