@@ -78,17 +78,16 @@ What we changed and why:
     an epoch, 22 min): accuracy 0.917, F1 (abnormal) 0.706, sensitivity 0.614, specificity
     0.975, AUROC 0.886, against the seed's 0.907 / 0.727: reproduced on accuracy, F1 2.1
     points below (the seed's test accuracy over its own last 10 epochs: 0.905-0.926).
-    Over the frames (our first reading, ``+model.net.steps=frames``; seed 42, stopped at 7,
+    Over the frames (our first reading, ``model.net.steps=frames``; seed 42, stopped at 7,
     best 2, 138 s an epoch, 20 min): accuracy 0.863, F1 (abnormal) 0.599, sensitivity 0.626,
     specificity 0.910, AUROC 0.767; on the log-magnitude (2026-12-02) 0.859 / 0.592. Neither
     the input nor the budget was this net's gap (the seed's GRU was at 0.898 after its first
     epoch); the direction was. Stepping over the 33 bins with the 46 frames as features, as
     the seed's code does, gave the figures above (a first run, stopped by hand after 8 epochs
-    and resumed from its checkpoint, ended on the same figures as the plain preset run); 33
-    steps instead of 46 also make an epoch cheaper. Why the direction matters this much was
-    not measured. A likely reason: over the frames, the labelled beat (the window's centre) lies
-    23 steps before the step the head reads; over the bins, every step holds the whole window,
-    centre included.
+    and resumed from its checkpoint, ended on the same figures as the plain preset run). Why
+    the direction matters this much was not measured. A likely reason: over the frames, the
+    labelled beat (the window's centre) lies 23 steps before the step the head reads; over the
+    bins, every step holds the whole window, centre included.
   - ``experiment=mitdb_binary_bilstm``, seed 42 (stopped at 14, best 9; 59 s an epoch, 21 min):
     accuracy 0.914, F1 (abnormal) 0.697 against the seed's 0.882 / 0.624 (on the
     log-magnitude, 2026-12-02: 0.879 / 0.634).
