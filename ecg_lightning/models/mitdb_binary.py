@@ -74,10 +74,11 @@ What we changed and why:
     0.892-0.918 that the seed's own last 10 epochs spanned; F1 3.3 points below. With
     the log-magnitude it stayed at chance (0.837 = every window normal, AUROC 0.5); our 2-D
     ``ImprovedAlexNet`` on the log-magnitude (2026-12-02): 0.847 / 0.567.
-  - ``experiment=mitdb_binary_gru``, seed 42 (steps over the bins; stopped at 12, best 7; 101 s
-    an epoch, 22 min): accuracy 0.917, F1 (abnormal) 0.706, sensitivity 0.614, specificity
-    0.975, AUROC 0.886, against the seed's 0.907 / 0.727: reproduced on accuracy, F1 2.1
-    points below (the seed's test accuracy over its own last 10 epochs: 0.905-0.926).
+  - ``experiment=mitdb_binary_gru``, seeds 42 and 1 (steps over the bins; stopped at 12 and
+    11, best 7 and 6; 101-105 s an epoch, 22-24 min a run): accuracy 0.917 and 0.918, F1
+    (abnormal) 0.706 and 0.717, sensitivity 0.614 and 0.641, specificity 0.975 and 0.972,
+    AUROC 0.886 and 0.885, against the seed's 0.907 / 0.727: reproduced on accuracy, F1 1.5
+    points below on the mean (the seed's test accuracy over its own last 10 epochs: 0.905-0.926).
     Over the frames (our first reading, ``model.net.steps=frames``; seed 42, stopped at 7,
     best 2, 138 s an epoch, 20 min): accuracy 0.863, F1 (abnormal) 0.599, sensitivity 0.626,
     specificity 0.910, AUROC 0.767; on the log-magnitude (2026-12-02) 0.859 / 0.592. Neither
