@@ -76,9 +76,24 @@ def test_time_split_orders_every_subject(mitdb_identification):
     assert card["split_paradigm"] == "within_subject_time" and card["label_scheme"] == "identification"
 
 
-def test_identification_refuses_other_splits(mitdb_dir, tmp_path):
-    with pytest.raises(ValueError, match="identification needs data.split=time"):
-        MITBIHDataModule(root=str(mitdb_dir), label_scheme="identification", split="intra_patient")
+def test_identification_refuses_subject_disjoint_splits(mitdb_dir, tmp_path):
+    for split in ("record", "kfold", "inter_patient"):
+        with pytest.raises(ValueError, match=f"identification needs data.split=time.*not '{split}'"):
+            MITBIHDataModule(root=str(mitdb_dir), label_scheme="identification", split=split)
+
+
+def test_identification_random_beats_is_the_leaky_intra_patient_protocol(mitdb_cache_dir):
+    """Random beats (to test a paper's protocol): every subject on all three sides in the
+    preset's proportions, and the card names the paradigm intra_patient."""
+    cfg = compose_config(["experiment=kim2020_mitdb", "data.split=intra_patient",
+                          f"paths.cache_dir={mitdb_cache_dir}"])
+    dm = MITBIHDataModule(**{k: v for k, v in cfg.data.items() if k != "_target_"})
+    dm.prepare_data()
+    dm.setup()
+    for side, fraction in (("val", 0.1), ("test", 0.2)):
+        assert set(np.unique(dm.targets[dm.splits[side]])) == set(range(47)), side
+        assert abs(len(dm.splits[side]) / len(dm.targets) - fraction) < 0.01
+    assert dm.describe()["split_paradigm"] == "intra_patient"
 
 
 def test_derivative_and_smoothing_match_their_definition():

@@ -35,7 +35,8 @@ Splits offered here (a database adds its own, e.g. mitdb's ``inter_patient``):
 
 * ``time``: within every subject, earlier beats train, later beats validate, the last ones
   test (the identification paradigm; random beats would put neighbours on both sides);
-* ``intra_patient``: stratified random beats (patient-leaky; logged as such);
+* ``intra_patient``: stratified random beats (patient-leaky; logged as such; for
+  identification, the random-beat protocol some papers used: each test beat's neighbours train);
 * ``record``: random whole subjects, seeded; ``kfold``: subject-disjoint k-fold;
 * ``external``: every record tests (nothing trains): external validation of a checkpoint
   trained on another database (``evaluate ckpt=... data=svdb`` chooses it);
@@ -461,11 +462,15 @@ class BeatDataModule(ECGDataModule):
                 if value is None or not value > 0:
                     raise ValueError(f"data.segmentation=sliding needs data.{option} > 0 "
                                      f"(seconds), got {value!r}")
-        if label_scheme == "identification" and split not in ("time", "cross_session"):
+        # Identification tests people the model has seen: a subject-disjoint split cannot.
+        # intra_patient (random beats) is allowed only to test whether a paper's figure comes
+        # from its protocol: a test beat's neighbours train, and the card says intra_patient.
+        if label_scheme == "identification" and split not in ("time", "cross_session",
+                                                              "intra_patient"):
             raise ValueError(f"data.label_scheme=identification needs data.split=time (earlier "
-                             f"beats train, later beats test) or cross_session (later days "
-                             f"test), not {split!r}: subject-disjoint splits test on people the "
-                             "model never saw, random beats leak neighbours")
+                             f"beats train, later beats test), cross_session (later days test) "
+                             f"or intra_patient (random beats, leaky), not {split!r}: "
+                             "subject-disjoint splits test on people the model never saw")
         self.leads = resolve_leads(lead, leads, self.default_lead)
         self.fs = fs
         self.rr_features = check_rr_features(rr_features)
