@@ -36,7 +36,9 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from ecg_lightning import sweeps, tracking  # importing sweeps registers ${direction:...}
+from ecg_lightning.models.ensemble import DeepEnsemble
 from ecg_lightning.models.fusion import with_auxiliary_inputs
+from ecg_lightning.tasks.classification import ClassificationTask
 
 log = logging.getLogger(__name__)
 DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}  # no space, quota, file-size limit
@@ -56,16 +58,30 @@ def build_model(cfg: DictConfig, datamodule) -> L.LightningModule:
 
 def model_from_facts(cfg: DictConfig, facts: dict) -> L.LightningModule:
     """The LightningModule of a config and data facts (a checkpoint keeps them: ``data_facts``)."""
-    net = instantiate_with_facts(cfg.model.net, facts)
-    # RR features, tabular values...: every input beside the signal joins the net's head.
-    net = with_auxiliary_inputs(net, facts.get("auxiliary_inputs"),
-                                **OmegaConf.to_container(cfg.get("fusion") or {}))
+    def fused_net():
+        net = instantiate_with_facts(cfg.model.net, facts)
+        # RR features, tabular values...: every input beside the signal joins the net's head.
+        return with_auxiliary_inputs(net, facts.get("auxiliary_inputs"),
+                                     **OmegaConf.to_container(cfg.get("fusion") or {}))
+
+    # model.members: a deep ensemble of that many nets, each initialised on its own
+    members = cfg.model.get("members", 1)
+    if not (isinstance(members, int) and members >= 1):
+        raise ValueError(f"model.members={members!r} must be a positive integer (1: one net)")
+    model_config = cfg.model
+    if "members" in cfg.model:  # the model's own argument list lacks it
+        if members > 1 and not issubclass(get_class(cfg.model._target_), ClassificationTask):
+            raise ValueError(f"model.members={members}: deep ensembles are built for "
+                             f"classification models, not {cfg.model._target_}")
+        model_config = OmegaConf.create({k: v for k, v in OmegaConf.to_container(
+            cfg.model, resolve=True).items() if k != "members"})
+    net = fused_net() if members == 1 else DeepEnsemble([fused_net() for _ in range(members)])
     loss = instantiate_with_facts(cfg.loss, facts)  # class_counts, num_items
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     # identification data: beats per decision of the k-beat and verification figures
     biometric = ({"identification_beats": list(cfg.get("identification_beats") or [1])}
                  if facts.get("identification") else {})
-    return instantiate(cfg.model, net=net, loss=loss, optimizer=instantiate(cfg.optimizer),
+    return instantiate(model_config, net=net, loss=loss, optimizer=instantiate(cfg.optimizer),
                        scheduler=scheduler, class_names=facts["class_names"], task=facts["task"],
                        run_config=OmegaConf.to_yaml(cfg, resolve=True), data_facts=facts,
                        bootstrap_resamples=cfg.get("bootstrap_resamples", 200), **biometric,

@@ -17,6 +17,8 @@ Weight averaging: ``ema_decay`` (e.g. 0.995) adds Lightning's EMA of the weights
 model's own callback (``configure_callbacks``; ``ClassificationEMA`` below): validation, the
 checkpoints and the test see the averaged weights. A recipe, not a training loop: set in the
 model config (``model.ema_decay``), so it travels with the model and not with ``callbacks=``.
+A deep ensemble (``model.members``, ``models/ensemble.py``) trains its members on the mean of
+their own losses and decides by their mean probability.
 Papers that train differently (late fusion, reconstruction) subclass this module.
 """
 
@@ -39,6 +41,7 @@ from ecg_lightning.metrics import (absent_classes, bootstrapped_metrics, classif
                                    flatten_scored, gmean_thresholds, one_vs_rest, per_record_rows,
                                    record_bootstrap, roc_curves, scored_decisions,
                                    scored_metrics, threshold_stats)
+from ecg_lightning.models.ensemble import DeepEnsemble, combined_logits
 from ecg_lightning.models.fusion import input_names
 
 
@@ -99,9 +102,14 @@ class ClassificationTask(L.LightningModule):
         self.test_report: dict | None = None  # filled at the end of testing, read by run.py
         self.nonfinite_steps = 0  # training steps skipped for a NaN/inf loss (training_step)
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Logits of a batch of named inputs (the target, if there, is not read)."""
+    def _net_outputs(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.net(*(batch[name] for name in input_names(self.net)))
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits of a batch of named inputs (the target, if there, is not read); a deep
+        ensemble's are those of its members' mean probability."""
+        outputs = self._net_outputs(batch)
+        return combined_logits(outputs, self.task) if isinstance(self.net, DeepEnsemble) else outputs
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.softmax(logits, dim=-1) if self.task == "multiclass" else torch.sigmoid(logits)
@@ -109,8 +117,12 @@ class ClassificationTask(L.LightningModule):
     def _logits_and_loss(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         y = batch[TARGET]
         # float32 logits: under bf16/fp16 autocast the loss and the probabilities stay accurate.
-        logits = self(batch).float()
-        return logits, self.loss(logits, y), y
+        outputs = self._net_outputs(batch).float()
+        if not isinstance(self.net, DeepEnsemble):
+            return outputs, self.loss(outputs, y), y
+        # Each member learns from its own loss (models/ensemble.py); the ensemble decides.
+        loss = torch.stack([self.loss(outputs[:, k], y) for k in range(outputs.shape[1])]).mean()
+        return combined_logits(outputs, self.task), loss, y
 
     def _step(self, batch, stage: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         logits, loss, y = self._logits_and_loss(batch)
