@@ -16,12 +16,13 @@ the loss is the mean of the members' own losses, so no member's gradient depends
 downstream (metrics, thresholds, checkpoints, the EMA of the weights, ``predict``) sees one
 model whose logits are :func:`combined_logits`. A step costs about K times one net's
 (``beat_cnn``, batch 256, 2 CPU cores: 58 ms for one net, 117 ms for two; a grouped-convolution
-layout of the same two nets measured 111 ms, so nothing is lost by keeping the members apart).
+layout of the same two nets, timed in a separate run, 111 ms: nothing is lost by keeping the
+members apart).
 
-Measured on the inter-patient default (DS1 3-fold record cross-validation, seeds 42 and 2,
+Measured on the inter-patient default (DS1 3-fold record cross-validation, seeds 42, 2, 3,
 2026-12-03; ``outputs/reproductions/interpatient/ds1_cv_selection.md``): two members gave
-held-out macro-F1 0.539 and 0.538 against one net's 0.529 and 0.540 (the seeds closer
-together), S +P 0.252 against 0.241; not the default, as it doubles the run's time.
+held-out macro-F1 0.540 against one net's 0.537, S +P 0.254 against 0.245 (within one net's
+seed spread); not the default, as it doubles the run's time.
 """
 
 from __future__ import annotations
