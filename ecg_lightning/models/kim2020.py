@@ -14,7 +14,8 @@ Sinus Rhythm Database (18 subjects), from single beats.
 Here: the preprocessing is the beat datamodules' options (``derivative``, ``smoothing_seconds``,
 ``normalize: minmax``; see ``conf/experiment/kim2020_*.yaml``), the task is the
 ``identification`` label scheme with the ``time`` split (each subject's earlier beats train,
-later beats test; never random beats, which put neighbours on both sides).
+later beats test; not random beats, which put neighbours on both sides: ``data.split=
+intra_patient`` runs them only to measure that leak, below).
 
 What we changed and why:
 
