@@ -10,8 +10,9 @@ from the beat positions in use (the reference beat annotations, or the detector'
 
 * ``pre``: RR interval from the previous beat to this one;
 * ``post``: RR interval from this beat to the next;
-* ``local``: mean of the ``rr_local_beats`` (default 10) most recent pre intervals, this
-  beat's included (causal, as Mondejar-Guerra et al.'s code);
+* ``local``: mean of the ``rr_local_beats`` (default 10; 20 for the inter-patient default,
+  ``data=mitdb_interpatient``) most recent pre intervals, this beat's included (causal, as
+  Mondejar-Guerra et al.'s code);
 * ``average``: mean RR interval of the whole record (non-causal: the record is read whole,
   as de Chazal's per-recording average; ``predict`` does the same on a new record);
 * ``pre_norm``, ``post_norm``, ``local_norm``: pre, post and local divided by ``average``
