@@ -53,7 +53,8 @@ What we found:
   219, 222). The rhythm and its irregularity measured over 20 beats instead of 10
   (``data.rr_local_beats=20``, 2026-12-04) raised S +P on DS1's cross-validation in every seed
   (0.245 -> 0.274; macro-F1 0.537 -> 0.547) and on DS2 (seeds 1-3: 39.9 -> 44.6 %; those
-  records' N sensitivity 0.75-0.87 -> 0.80-0.89). 40 beats, the focal loss and the raw window
+  records' N sensitivity rose in most seeds: 202 0.75-0.79 -> 0.80-0.83, 222 0.76-0.78 ->
+  0.77-0.81). 40 beats, the focal loss and the raw window
   beside the template were tried there and not taken.
 """
 
