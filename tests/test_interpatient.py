@@ -85,6 +85,21 @@ def test_per_record_rows_count_and_rate():
                        "V_+P": 1.0, "F_beats": 0, "F_Se": "", "F_+P": ""}
 
 
+def test_inter_patient_runs_keep_the_best_epoch_over_the_scored_classes():
+    """Validation records without Q: a five-class macro-F1 loses a fifth whenever one beat is
+    called Q, so the inter-patient data monitors N, S, V, F; other data keeps its own."""
+    default = compose_config([])
+    assert default.monitor.metric == "val/nsvf/f1_macro" and default.monitor.mode == "max"
+    assert (default.callbacks.model_checkpoint.monitor == default.callbacks.early_stopping.monitor
+            == default.optimized_metric == "val/nsvf/f1_macro")
+    assert compose_config(["experiment=interpatient_best"]).monitor.metric == "val/nsvf/f1_macro"
+    assert compose_config(["data=mitdb"]).monitor.metric == "val/f1_macro"
+    # no scored classes in another label scheme: the metric it logs
+    assert compose_config(["data.label_scheme=binary"]).monitor.metric == "val/f1_macro"
+    assert compose_config(["monitor=f1_macro"]).monitor.metric == "val/f1_macro"  # the user's word wins
+    assert compose_config(["experiment=ptbxl_gru"]).monitor.metric == "val/loss"
+
+
 def test_a_run_writes_scored_figures_and_per_record_results(tmp_path, mitdb_cache_dir):
     cfg = compose_config([f"paths.output_dir={tmp_path}", f"data.cache_dir={mitdb_cache_dir}",
                           "logger=none", "debug=limit", "trainer.max_epochs=1",
@@ -96,6 +111,7 @@ def test_a_run_writes_scored_figures_and_per_record_results(tmp_path, mitdb_cach
                  "test/nsvf/accuracy_record_ci_low", "test/nsvf/f1_macro_record_ci_high",
                  "val/nsvf/f1_macro"):
         assert name in metrics, name
+    assert cfg.monitor.metric == "val/nsvf/f1_macro"  # checkpointing and early stopping found it
     with (tmp_path / "per_record.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert [row["record"] for row in rows] == ["100", "103"]  # 12 batches of 256 test beats

@@ -74,7 +74,7 @@ from wfdb.processing import correct_peaks, gqrs_detect, resample_multichan, resa
 
 from ecg_lightning.data.base import SIGNAL, ECGDataModule
 from ecg_lightning.data.labels import (BEAT_SYMBOLS, LABEL_SCHEMES, MITDB_SYMBOLS, encode_symbols,
-                                       scheme_classes)
+                                       scheme_classes, scored_classes)
 from ecg_lightning.data.rr import check_rr_features, rr_features
 from ecg_lightning.data.splits import (cross_session_split, group_kfold, group_split,
                                        stratified_split, time_split)
@@ -90,7 +90,6 @@ TEMPLATES = ("subtract", "append")
 # ECG2): both databases were recorded with the same Holter practice, and their headers name
 # no lead.
 LEAD_EQUIVALENTS = {"MLII": "ECG1", "V1": "ECG2", "ECG1": "MLII", "ECG2": "V1"}
-AAMI_SCORED = ("N", "S", "V", "F")  # AAMI EC57 scores these; Q (unclassifiable) is left out
 SPLIT_PARADIGM = {"time": "within_subject_time", "intra_patient": "intra_patient",
                   "record": "subject_disjoint_random", "kfold": "subject_disjoint_kfold",
                   "inter_patient": "inter_patient", "records": "subject_disjoint_fixed",
@@ -752,12 +751,11 @@ class BeatDataModule(ECGDataModule):
 
     def data_facts(self) -> dict:
         # predict and evaluate read new records as the training data was read
-        scored = list(AAMI_SCORED) if self.label_scheme == "aami" else None
         return {**super().data_facts(), "lead_names": self.leads, "rr_features": self.rr_features,
                 "identification": self.label_scheme == "identification",
                 "window_leads": int(self.info["window_leads"]) if "window_leads" in self.info
                 else None,
-                "scored_classes": scored}
+                "scored_classes": scored_classes(self.label_scheme)}
 
     # ------------------------------------------------------------------ pictures (summary --plots)
     def record_strip(self, record: str, seconds: float, centre: int | None = None):

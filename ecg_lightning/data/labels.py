@@ -25,6 +25,13 @@ MITDB_SYMBOLS = (
 )
 
 LABEL_SCHEMES = ("aami", "binary", "symbols")
+AAMI_SCORED = ("N", "S", "V", "F")  # AAMI EC57 scores these; Q (unclassifiable) is left out
+
+
+def scored_classes(scheme: str) -> list[str] | None:
+    """The classes a scheme's headline figures are computed over, apart from the rest
+    (``<stage>/nsvf/...``, ecg_lightning/metrics.py): AAMI's N, S, V, F; None for the others."""
+    return list(AAMI_SCORED) if scheme == "aami" else None
 
 
 def scheme_classes(scheme: str, symbols_present: tuple[str, ...] = MITDB_SYMBOLS) -> list[str]:

@@ -86,8 +86,8 @@ average its 0.56-0.59 is, is not known: both are given. F stays near zero (69 te
 not transfer, as the seed observed. One finding for the presets' model selection: validation
 holds no Q window, so ``val/f1_macro`` averages over N, S, V, F until the network predicts a
 single window as Q, when Q enters the average with F1 0 (MobileNetV3 epoch 10: 0.424 against
-0.530 over N, S, V, F). ``monitor.metric=val/nsvf/f1_macro`` would avoid that jump; the
-presets keep the seed's metric, not re-run.
+0.530 over N, S, V, F). ``monitor=nsvf_f1_macro`` would avoid that jump (the inter-patient
+data selects it); the presets keep the seed's metric, not re-run.
 """
 
 from __future__ import annotations
