@@ -46,7 +46,8 @@ What we found:
   called N) have pre/local 0.85 and 0.82 at the median against 0.76-0.77 for those found;
   49 % and 43 % of the missed are above 0.85 against 12-15 % of the found. About half the
   misses are the rhythm's blind spot inside runs; pre/mean RR (0.77), post/mean and
-  irregularity do not tell missed from found, so the other half lies in the morphology.
+  irregularity do not tell missed from found: for the other half the RR features hold no
+  cue we could see (the window was not examined further).
 * The best validation epoch: the 7th to the 15th at width 16 (the net fits DS1's 19 training
   patients in a few epochs; the average keeps improving a little longer), early stopping ending
   runs at 12-20 of ``trainer.max_epochs=20``.
