@@ -229,7 +229,7 @@ class SeedAlexNet1d(nn.Module):
     0.801-0.868) and, read afterwards, the test F1 (0.608 ± 0.019). The lead that remains is
     ours: early stopping (patience 5) on so noisy a validation figure ends runs at epoch 6-10,
     while the notebook trains all 50. Seed 42 with ``callbacks.early_stopping.patience=50``
-    (2026-12-04, 50 epochs of 20 s, 17 min 56 s): best validation macro-F1 0.873 at the 49th
+    (2026-12-04, 50 epochs of 20 s, 17 min 57 s): best validation macro-F1 0.873 at the 49th
     epoch against 0.801 at the 5th, and test accuracy / F1 0.911 / 0.696 against 0.888 / 0.664.
     One seed: seeds 1 and 2 (about 36 min) decide whether the preset's patience changes.
     """
