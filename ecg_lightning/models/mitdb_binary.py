@@ -223,9 +223,9 @@ class SeedAlexNet1d(nn.Module):
     accuracy 0.918 ± 0.006, F1 (abnormal) 0.714 ± 0.018 (seed 42: 0.911 / 0.696, best the 49th
     epoch; seed 1: 0.921 / 0.713, the 5th; seed 2: 0.921 / 0.732, the 26th), against the
     notebook's 0.918 / 0.708: reproduced. 19-21 min a seed on 2 cores (50 epochs of about 22 s).
-    What it took, found by chasing a gap of 3-4 points: with patience 5 (the other presets')
-    the runs stopped at epochs 6-10, F1 0.675 ± 0.023 (2026-12-03) and 0.671 ± 0.038
-    (2026-12-04; 0.664, 0.713, 0.637). The live net's validation macro-F1 swings 0.64-0.87 from
+    What it took, found by chasing a gap of 3-4 points: with patience 5 (the default, which the
+    other mitdb_binary presets keep) the runs stopped at epochs 6-10, F1 0.675 ± 0.023
+    (2026-12-03) and 0.671 ± 0.038 (2026-12-04; 0.664, 0.713, 0.637). The live net's validation macro-F1 swings 0.64-0.87 from
     one epoch to the next, so five epochs without a new best says nothing about the epochs
     after; the notebook trains all 50. With patience 50 every seed's best validation macro-F1
     rose or stayed (seed 42 0.801 -> 0.873, seed 2 0.826 -> 0.859, seed 1 the same epoch),
