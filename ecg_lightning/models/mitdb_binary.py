@@ -225,8 +225,8 @@ class SeedAlexNet1d(nn.Module):
     notebook's 0.918 / 0.708: reproduced. 19-21 min a seed on 2 cores (50 epochs of about 22 s).
     What it took, found by chasing a gap of 3-4 points: with patience 5 (the default, which the
     other mitdb_binary presets keep) the runs stopped at epochs 6-10, F1 0.675 ± 0.023
-    (2026-12-03) and 0.671 ± 0.038 (2026-12-04; 0.664, 0.713, 0.637). The live net's validation macro-F1 swings 0.64-0.87 from
-    one epoch to the next, so five epochs without a new best says nothing about the epochs
+    (2026-12-03) and 0.671 ± 0.038 (2026-12-04; 0.664, 0.713, 0.637). The live net's
+    validation macro-F1 swings 0.64-0.87 from one epoch to the next, so five epochs without a new best says nothing about the epochs
     after; the notebook trains all 50. With patience 50 every seed's best validation macro-F1
     rose or stayed (seed 42 0.801 -> 0.873, seed 2 0.826 -> 0.859, seed 1 the same epoch),
     which is what chose the patience; the test figures were read afterwards. A weight average
