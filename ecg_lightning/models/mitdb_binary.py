@@ -225,15 +225,15 @@ class SeedAlexNet1d(nn.Module):
     notebook's 0.918 / 0.708: reproduced. 19-21 min a seed on 2 cores (50 epochs of about 22 s).
     What it took, found by chasing a gap of 3-4 points: with patience 5 (the default, which the
     other mitdb_binary presets keep) the runs stopped at epochs 6-10, F1 0.675 ± 0.023
-    (2026-12-03) and 0.671 ± 0.038 (2026-12-04; 0.664, 0.713, 0.637). The live net's
-    validation macro-F1 swings 0.64-0.87 from one epoch to the next, so five epochs without a new best says nothing about the epochs
-    after; the notebook trains all 50. With patience 50 every seed's best validation macro-F1
-    rose or stayed (seed 42 0.801 -> 0.873, seed 2 0.826 -> 0.859, seed 1 the same epoch),
-    which is what chose the patience; the test figures were read afterwards. A weight average
-    (``+model.ema_decay=0.999``, as the spectrogram presets use) was tried first and not taken:
-    it lowered the validation macro-F1 of every seed (best 0.721-0.738 against 0.801-0.868) and,
-    read afterwards, the test F1 (0.608 ± 0.019). The notebook's own figure is one run's 50th
-    epoch, inside its last-10-epoch accuracy range 0.892-0.918.
+    (2026-12-03) and 0.671 ± 0.038 (2026-12-04; 0.664, 0.713, 0.637). The live net's validation
+    macro-F1 swings 0.64-0.87 from one epoch to the next, so five epochs without a new best says
+    nothing about the epochs after; the notebook trains all 50. With patience 50 every seed's
+    best validation macro-F1 rose or stayed (seed 42 0.801 -> 0.873, seed 2 0.826 -> 0.859, seed
+    1 the same epoch), which is what chose the patience; the test figures were read afterwards.
+    A weight average (``+model.ema_decay=0.999``, as the spectrogram presets use) was tried
+    first and not taken: it lowered the validation macro-F1 of every seed (best 0.721-0.738
+    against 0.801-0.868) and, read afterwards, the test F1 (0.608 ± 0.019). The notebook's own
+    figure is one run's 50th epoch, inside its last-10-epoch accuracy range 0.892-0.918.
     """
 
     head_path = "head.2"  # its classifier, where auxiliary inputs join (models/fusion.py)
