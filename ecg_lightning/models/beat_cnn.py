@@ -47,7 +47,13 @@ What we found:
   49 % and 43 % of the missed are above 0.85 against 12-15 % of the found. About half the
   misses are the rhythm's blind spot inside runs; pre/mean RR (0.77), post/mean and
   irregularity do not tell missed from found: for the other half the RR features hold no
-  cue we could see (the window was not examined further).
+  cue we could see. Nor does the window (seed 42's checkpoint, 2026-12-06): the RMS of the
+  input, the window minus 232's median beat, is 0.161 for the missed S beats and 0.164 for
+  those found, against 0.283 for 232's normal (RBBB) beats, since that median beat is an S
+  beat. Read on DS2 after its test, so it explains and chooses nothing: the missed beats' S
+  probability is 0.25 at the median (over 0.1 for 76 % of them). On DS1's held-out folds a
+  bias on S gained little (outputs/reproductions/interpatient/ds1_cv_selection.md) and a
+  validation-fitted one would have been 0 or negative.
 * The best validation epoch: the 7th to the 15th at width 16 (the net fits DS1's 19 training
   patients in a few epochs; the average keeps improving a little longer), early stopping ending
   runs at 12-20 of ``trainer.max_epochs=20``.
