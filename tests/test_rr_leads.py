@@ -294,6 +294,35 @@ def test_record_template_subtracts_each_records_median_beat(mitdb_dir, mitdb_cac
         MITBIHDataModule(record_template="subtract", spectrogram={"nperseg": 64, "hop": 32})
 
 
+def test_on_time_record_template_leaves_early_beats_out(mitdb_dir, mitdb_cache_dir):
+    options = dict(root=str(mitdb_dir), cache_dir=str(mitdb_cache_dir), rr_local_beats=20)
+    plain = MITBIHDataModule(**options)
+    on_time = MITBIHDataModule(**options, record_template="subtract",
+                               record_template_beats="on_time")
+    for dm in (plain, on_time):
+        dm.prepare_data()
+        dm.setup("test")
+    assert on_time.preprocessing_config() != MITBIHDataModule(
+        **options, record_template="subtract").preprocessing_config()  # its own cached medians
+    # record 208 (46 % of its beats V or F): the median over the beats whose RR interval is at
+    # least their 20-beat local mean, from the record's own annotations
+    annotation = wfdb.rdann(str(mitdb_dir / "208"), "atr")
+    symbols = np.asarray(annotation.symbol)
+    beats = np.unique(annotation.sample[np.isin(symbols, BEAT_SYMBOLS)])
+    mine = np.flatnonzero(plain.records == 208)
+    pre_local = rr_features(plain.samples[mine], beats, annotation.sample[symbols == "~"],
+                            360.0, ["pre_local"], 20)[:, 0]
+    windows = plain.inputs["signal"][mine]
+    template = np.median(windows[pre_local >= 1], axis=0, keepdims=True)
+    np.testing.assert_allclose(on_time.inputs["signal"][mine], windows - template, atol=1e-5)
+    # and it is the patient's normal beat more than the median of every beat is
+    normal = np.median(windows[plain.targets[mine] == plain.class_names.index("N")], axis=0)
+    every = np.median(windows, axis=0)
+    assert np.abs(template[0] - normal).mean() < 0.5 * np.abs(every - normal).mean()
+    with pytest.raises(ValueError, match="data.record_template_beats='late'"):
+        MITBIHDataModule(record_template="subtract", record_template_beats="late")
+
+
 def test_rr_only_ablation_reads_no_window(tmp_path):
     from ecg_lightning.run import model_from_facts
 
