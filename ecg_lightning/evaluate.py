@@ -88,6 +88,8 @@ def external_data(trained: DictConfig, target: DictConfig, facts: dict) -> dict:
     from ecg_lightning.data.beats import LEAD_EQUIVALENTS, resolve_leads
 
     values = {key: trained.data[key] for key in SHAPING if key in trained.data and key in target}
+    if "record_template_beats" in target and "record_template_beats" not in trained.data:
+        values["record_template_beats"] = "all"  # checkpoints from before the option: every beat
     values["fs"] = facts["sampling_rate_hz"]
     trained_class = get_class(trained.data._target_)
     leads = facts.get("lead_names") or resolve_leads(

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 import wfdb
 from sklearn.metrics import f1_score, precision_score, recall_score
 
@@ -164,6 +165,10 @@ def test_external_data_maps_leads_into_the_target_databases_naming(tmp_path):
     assert to_svdb["leads"] == ["ECG1"] and to_svdb["fs"] == 360.0
     assert to_svdb["split"] == "external" and to_svdb["record_template"] == "subtract"
     assert to_svdb["record_template_beats"] == "on_time"  # the template over the same beats
+    older = OmegaConf.create(OmegaConf.to_container(mitdb))  # a checkpoint from before the option
+    del older.data["record_template_beats"]
+    assert external_data(older, svdb.data, {"sampling_rate_hz": 360.0, "lead_names": ["MLII"]}
+                         )["record_template_beats"] == "all"
     assert to_svdb["rr_features"] == list(mitdb.data.rr_features)  # the checkpoint's features
     to_mitdb = external_data(svdb, mitdb.data, {"sampling_rate_hz": 128.0, "lead_names": ["ECG1"]})
     assert to_mitdb["leads"] == ["MLII"] and to_mitdb["fs"] == 128.0
