@@ -28,6 +28,7 @@ the checkpoint's rate; its leads by name, a lead the database lacks mapped to it
 
 from __future__ import annotations
 
+import inspect
 import pickle
 import sys
 import time
@@ -77,6 +78,19 @@ SHAPING = ("bandpass", "derivative", "smoothing_seconds", "pre_seconds", "post_s
            "pca_components", "record_template", "record_template_beats")
 
 
+MISSING = inspect.Parameter.empty
+
+
+def constructor_default(cls: type, option: str):
+    """The default of ``option`` in the ``__init__`` of ``cls`` or of a class it extends (the
+    beat datamodules pass their beat options on to ``BeatDataModule``); ``MISSING`` if none."""
+    for klass in cls.__mro__:
+        parameter = inspect.signature(klass.__init__).parameters.get(option)
+        if parameter is not None and parameter.default is not MISSING:
+            return parameter.default
+    return MISSING
+
+
 def external_data(trained: DictConfig, target: DictConfig, facts: dict) -> dict:
     """Values of ``target`` (another beat database's data config) that make it read windows
     as the checkpoint's were: the shaping options, the checkpoint's sampling rate (the
@@ -87,11 +101,15 @@ def external_data(trained: DictConfig, target: DictConfig, facts: dict) -> dict:
 
     from ecg_lightning.data.beats import LEAD_EQUIVALENTS, resolve_leads
 
-    values = {key: trained.data[key] for key in SHAPING if key in trained.data and key in target}
-    if "record_template_beats" in target and "record_template_beats" not in trained.data:
-        values["record_template_beats"] = "all"  # checkpoints from before the option: every beat
-    values["fs"] = facts["sampling_rate_hz"]
     trained_class = get_class(trained.data._target_)
+    # An option the checkpoint's config lacks did not exist when it was trained: it was read
+    # at the datamodule's default then (e.g. record_template_beats=all), not at the target's.
+    values = {}
+    for key in (key for key in SHAPING if key in target):
+        value = trained.data[key] if key in trained.data else constructor_default(trained_class, key)
+        if value is not MISSING:
+            values[key] = value
+    values["fs"] = facts["sampling_rate_hz"]
     leads = facts.get("lead_names") or resolve_leads(
         trained.data.get("lead"), trained.data.get("leads"), trained_class.default_lead)
     if isinstance(leads, str):  # all | first
