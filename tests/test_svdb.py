@@ -246,6 +246,16 @@ def test_combined_groups_are_prefixed_and_splits_subject_disjoint(combined, data
     assert card["roots"] == {"mitdb": str(data_root / "mitdb"), "svdb": str(data_root / "svdb")}
 
 
+def test_combined_passes_the_template_options_to_both_databases(data_root):
+    # Each database reads its own windows and median beats: every option that shapes the
+    # template must reach both, not only record_template (on_time's rule reads the RR options).
+    dm = MITDBSVDBDataModule(root=str(data_root), record_template="subtract",
+                             record_template_beats="on_time", rr_local_beats=20, rr_gap_seconds=2.0)
+    for part in dm.parts.values():
+        assert part.read_options()["template"] and part.record_template_beats == "on_time"
+        assert (part.rr_local_beats, part.rr_gap_seconds) == (20, 2.0)
+
+
 def test_combined_needs_one_rate(data_root):
     with pytest.raises(ValueError, match="mitdb_svdb needs one: set data.fs"):
         MITDBSVDBDataModule(root=str(data_root), fs=None)

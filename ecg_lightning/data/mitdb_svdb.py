@@ -32,7 +32,8 @@ from ecg_lightning.data.svdb import SVDBDataModule
 # The reading options both databases share (everything that shapes a window).
 READ_OPTIONS = ("fs", "bandpass", "derivative", "smoothing_seconds", "pre_seconds",
                 "post_seconds", "normalize", "beats", "max_seconds", "segmentation",
-                "window_seconds", "stride_seconds", "check_annotations", "record_template")
+                "window_seconds", "stride_seconds", "check_annotations", "record_template",
+                "record_template_beats", "record_template_span", "rr_local_beats", "rr_gap_seconds")
 
 
 class MITDBSVDBDataModule(BeatDataModule):
