@@ -75,8 +75,7 @@ def read_checkpoint(path: Path) -> dict:
 SHAPING = ("bandpass", "derivative", "smoothing_seconds", "pre_seconds", "post_seconds",
            "normalize", "label_scheme", "rr_features", "rr_local_beats", "rr_gap_seconds",
            "rr_scaling", "segmentation", "window_seconds", "stride_seconds", "spectrogram",
-           "pca_components", "record_template", "record_template_beats",
-           "record_template_span")
+           "pca_components", "record_template", "record_template_beats")
 
 
 MISSING = inspect.Parameter.empty

@@ -88,10 +88,8 @@ def beat_inputs(datamodule: BeatDataModule, record: Path, facts: dict) -> dict:
     is_beat = np.isin(read["symbols"], BEAT_SYMBOLS)  # classify beats, not rhythm or noise marks
     samples = read["samples"][is_beat]
     windows = read["windows"][is_beat]
-    if datamodule.record_template is not None:  # this record's own median beat(s)
-        template = read["template"] if datamodule.record_template_span is None else \
-            read["template"][is_beat]  # one per window
-        windows = with_record_template(windows, template, datamodule.record_template)
+    if datamodule.record_template is not None:  # this record's own median beat
+        windows = with_record_template(windows, read["template"], datamodule.record_template)
     inputs = {SIGNAL: windows}
     if datamodule.rr_features:  # the same features, from this record's own beat positions
         inputs["rr"] = datamodule.rr_of_record(samples, read["beat_samples"],

@@ -263,30 +263,6 @@ def median_beat(windows: np.ndarray, symbols: np.ndarray,
     return np.median(windows[beats], axis=0).astype(np.float32)
 
 
-def local_median_beats(windows: np.ndarray, symbols: np.ndarray, chosen: np.ndarray | None,
-                       span: int) -> np.ndarray:
-    """Each window's own template for ``record_template_span=K``: the median of the beat windows
-    among the ``K`` on either side of it (itself included; ``[n, leads, samples]``), over the
-    ``chosen`` ones only where given, as ``median_beat``; where none lies that near, the
-    record's median beat.
-
-    A record's rhythm and beat shape change along it: DS1's 201 alternates sinus rhythm (P
-    waves) with atrial fibrillation (none), and held out of DS1 cross-validation 75 % of its
-    fibrillation beats were called S against the median of the whole record, which has P waves
-    (the nets read the missing P wave as an abnormal one). Computed once, when the record is
-    read, and cached with its windows (windows come in time order)."""
-    usable = np.isin(symbols, BEAT_SYMBOLS)
-    if chosen is not None and (usable & chosen).any():
-        usable &= chosen
-    whole = median_beat(windows, symbols, chosen)
-    templates = np.empty_like(windows, dtype=np.float32)
-    for i in range(len(windows)):
-        start = max(0, i - span)
-        near = start + np.flatnonzero(usable[start:i + span + 1])
-        templates[i] = np.median(windows[near], axis=0) if len(near) else whole
-    return templates
-
-
 def on_time_beats(samples: np.ndarray, beat_samples: np.ndarray, gap_samples: np.ndarray,
                   fs: float, local_beats: int, gap_seconds: float) -> np.ndarray:
     """Which of the beats at ``samples`` are not early: their RR interval from the previous
@@ -371,8 +347,8 @@ def read_beat_windows(path: Path, leads, fs: float | None, bandpass, derivative:
                       window_seconds: float | None = None,
                       stride_seconds: float | None = None,
                       check_annotations: bool = True, template: bool = False,
-                      template_beats: str = "all", template_span: int | None = None,
-                      rr_local_beats: int = 10, rr_gap_seconds: float = 3.0) -> dict:
+                      template_beats: str = "all", rr_local_beats: int = 10,
+                      rr_gap_seconds: float = 3.0) -> dict:
     """Windows ``[n, leads, samples]`` around every beat position of one record.
 
     ``leads``: a list of channel names, ``"all"`` or ``"first"`` (see ``choose_channels``); a
@@ -385,8 +361,7 @@ def read_beat_windows(path: Path, leads, fs: float | None, bandpass, derivative:
     position (``beat_samples``) and every ``~`` signal-quality mark (``gap_samples``).
     ``template``: also the record's median beat, over every beat (``template_beats="all"``)
     or over the beats that are not early (``"on_time"``, see ``on_time_beats``; its local
-    mean spans ``rr_local_beats`` intervals); with ``template_span=K``, one template per
-    window instead, over the beats among the K on either side (``local_median_beats``).
+    mean spans ``rr_local_beats`` intervals).
     """
     # The header is read here and again by rdrecord: about 1 ms a record, less than reading
     # every channel to get their sizes from rdrecord alone (+12 % cold mitdb preparation, measured).
@@ -463,12 +438,10 @@ def read_beat_windows(path: Path, leads, fs: float | None, bandpass, derivative:
     keep = np.flatnonzero(~flat)
     windows = normalize_windows(pad_windows(signal, samples[keep], pre, post).astype(np.float32),
                                 normalize)
-    if template:  # the median beat(s) of data.record_template: one per record, or per window
+    if template:  # one [leads, samples] median beat per record, for data.record_template
         chosen = None if template_beats == "all" else on_time_beats(
             samples[keep], beat_samples, gap_samples, rate, rr_local_beats, rr_gap_seconds)
-        common["template"] = (median_beat(windows, symbols[keep], chosen)[None]
-                              if template_span is None else
-                              local_median_beats(windows, symbols[keep], chosen, template_span))
+        common["template"] = median_beat(windows, symbols[keep], chosen)[None]
     return {**common, "windows": windows,
             "symbols": symbols[keep], "samples": samples[keep].astype(np.int64),
             "padded_at_edges": int(crosses_edge[keep].sum()), "flat_windows": int(flat.sum())}
@@ -500,7 +473,7 @@ class BeatDataModule(ECGDataModule):
                  rr_features: list[str] | None = None, rr_local_beats: int = 10,
                  rr_gap_seconds: float = 3.0, rr_scaling: str = "standard",
                  record_template: str | None = None, record_template_beats: str = "all",
-                 record_template_span: int | None = None, beat_symbols: list[str] | None = None, **base) -> None:
+                 beat_symbols: list[str] | None = None, **base) -> None:
         super().__init__(split=split, **base)
         for option, value, valid in (("label_scheme", label_scheme, self.label_schemes),
                                      ("split", split,
@@ -550,13 +523,8 @@ class BeatDataModule(ECGDataModule):
         if record_template_beats not in TEMPLATE_BEATS:
             raise ValueError(f"data.record_template_beats={record_template_beats!r} is unknown; "
                              f"valid: {', '.join(TEMPLATE_BEATS)}")
-        if record_template_span is not None and not (
-                isinstance(record_template_span, int) and record_template_span >= 1):
-            raise ValueError(f"data.record_template_span={record_template_span!r} must be a "
-                             "positive integer (beats on either side) or null (the whole record)")
         self.record_template = record_template
         self.record_template_beats = record_template_beats
-        self.record_template_span = record_template_span
         # Only beats with these annotation symbols become items (a paper's own selection,
         # e.g. the normal-vs-abnormal study's code keeps N V A F S); null keeps every beat.
         if beat_symbols is not None:
@@ -624,8 +592,6 @@ class BeatDataModule(ECGDataModule):
             config["templates"] = True if self.record_template_beats == "all" else {
                 "beats": self.record_template_beats, "local_beats": self.rr_local_beats,
                 "gap_seconds": self.rr_gap_seconds}
-            if self.record_template_span is not None:  # whole-record templates keep their key
-                config["template_span"] = self.record_template_span
         return config
 
     def read_options(self) -> dict:
@@ -637,8 +603,7 @@ class BeatDataModule(ECGDataModule):
                 "segmentation": self.segmentation, "window_seconds": self.window_seconds,
                 "stride_seconds": self.stride_seconds, "check_annotations": self.check_annotations,
                 "template": self.record_template is not None,
-                "template_beats": self.record_template_beats,
-                "template_span": self.record_template_span, "rr_local_beats": self.rr_local_beats,
+                "template_beats": self.record_template_beats, "rr_local_beats": self.rr_local_beats,
                 "rr_gap_seconds": self.rr_gap_seconds}
 
     def build_arrays(self) -> tuple[dict[str, np.ndarray], dict]:
@@ -675,7 +640,7 @@ class BeatDataModule(ECGDataModule):
                   "gap_samples": joined("gap_samples"), "gap_records": owners("gap_samples")}
         if self.segmentation == "sliding":  # each window's first sample (samples: its centre beat)
             arrays["starts"] = joined("starts")
-        if self.record_template is not None:  # one median beat per record (or per window)
+        if self.record_template is not None:  # one median beat per record
             arrays["templates"] = joined("template")
             arrays["template_records"] = owners("template")
         per_record = {key: {n: r[key] for n, r in kept.items()}
@@ -717,12 +682,9 @@ class BeatDataModule(ECGDataModule):
         self.samples = arrays["samples"][keep]
         self.groups = subjects[keep]
         windows = np.asarray(arrays["windows"][keep])  # [N, leads, T]
-        if self.record_template is not None:  # each item's cached median beat
-            if self.record_template_span is None:  # its record's: one row per record
-                template_of = {name: i for i, name in enumerate(arrays["template_records"])}
-                index = np.array([template_of[r] for r in records[keep]], dtype=np.int64)
-            else:  # its own: one row per window, in the windows' order
-                index = keep
+        if self.record_template is not None:  # each item's record's cached median beat
+            template_of = {name: i for i, name in enumerate(arrays["template_records"])}
+            index = np.array([template_of[r] for r in records[keep]], dtype=np.int64)
             windows = with_record_template(windows, np.asarray(arrays["templates"])[index],
                                            self.record_template)
         self.raw_inputs = {SIGNAL: windows}  # [N, leads (x 2 for append), T]

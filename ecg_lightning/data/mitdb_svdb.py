@@ -33,7 +33,7 @@ from ecg_lightning.data.svdb import SVDBDataModule
 READ_OPTIONS = ("fs", "bandpass", "derivative", "smoothing_seconds", "pre_seconds",
                 "post_seconds", "normalize", "beats", "max_seconds", "segmentation",
                 "window_seconds", "stride_seconds", "check_annotations", "record_template",
-                "record_template_beats", "record_template_span", "rr_local_beats", "rr_gap_seconds")
+                "record_template_beats", "rr_local_beats", "rr_gap_seconds")
 
 
 class MITDBSVDBDataModule(BeatDataModule):
