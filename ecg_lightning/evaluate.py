@@ -70,12 +70,11 @@ def read_checkpoint(path: Path) -> dict:
     return checkpoint
 
 
-# What shapes a beat window and its inputs: carried from the checkpoint's data config onto
-# another beat database's, so the model sees what it was trained on (external validation).
-SHAPING = ("bandpass", "derivative", "smoothing_seconds", "pre_seconds", "post_seconds",
-           "normalize", "label_scheme", "rr_features", "rr_local_beats", "rr_gap_seconds",
-           "rr_scaling", "segmentation", "window_seconds", "stride_seconds", "spectrogram",
-           "pca_components", "record_template", "record_template_beats")
+# Reading options (data/beats.py READ_OPTIONS) the other database keeps as its own in external
+# validation: fs comes from the checkpoint's facts; beat positions, record length and
+# annotation checks are the target's. Beside the rest, the inputs built on the windows carry.
+TARGET_OWN = ("fs", "beats", "max_seconds", "check_annotations")
+INPUT_OPTIONS = ("label_scheme", "rr_features", "rr_scaling", "spectrogram", "pca_components")
 
 
 MISSING = inspect.Parameter.empty
@@ -99,13 +98,16 @@ def external_data(trained: DictConfig, target: DictConfig, facts: dict) -> dict:
     record tests)."""
     from hydra.utils import get_class
 
-    from ecg_lightning.data.beats import LEAD_EQUIVALENTS, resolve_leads
+    from ecg_lightning.data.beats import LEAD_EQUIVALENTS, READ_OPTIONS, resolve_leads
+
+    # what shapes a window and its inputs: the model sees what it was trained on
+    shaping = [*(option for option in READ_OPTIONS if option not in TARGET_OWN), *INPUT_OPTIONS]
 
     trained_class = get_class(trained.data._target_)
     # An option the checkpoint's config lacks did not exist when it was trained: it was read
     # at the datamodule's default then (e.g. record_template_beats=all), not at the target's.
     values = {}
-    for key in (key for key in SHAPING if key in target):
+    for key in (key for key in shaping if key in target):
         value = trained.data[key] if key in trained.data else constructor_default(trained_class, key)
         if value is not MISSING:
             values[key] = value

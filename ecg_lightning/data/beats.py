@@ -86,6 +86,13 @@ SEGMENTATIONS = ("beats", "sliding")
 RR_SCALINGS = ("standard", "none")
 TEMPLATES = ("subtract", "append")
 TEMPLATE_BEATS = ("all", "on_time")  # which beats a record's median beat is taken over
+# The datamodule options that shape how one record is read into windows (``read_options``,
+# which ``predict`` and the cache key follow); a datamodule that reads through others
+# (mitdb_svdb) passes these on, and ``evaluate`` carries them onto another database.
+READ_OPTIONS = ("fs", "bandpass", "derivative", "smoothing_seconds", "pre_seconds",
+                "post_seconds", "normalize", "beats", "max_seconds", "segmentation",
+                "window_seconds", "stride_seconds", "check_annotations", "record_template",
+                "record_template_beats", "rr_local_beats", "rr_gap_seconds")
 # External evaluation (``evaluate ckpt=<mitdb> data=svdb``): a lead the other database lacks is
 # read as its equivalent there. MIT-BIH's MLII (and V1) are SVDB's and NSRDB's ECG1 (and
 # ECG2): both databases were recorded with the same Holter practice, and their headers name
@@ -595,16 +602,12 @@ class BeatDataModule(ECGDataModule):
         return config
 
     def read_options(self) -> dict:
-        """How ``read_beat_windows`` reads a record of this config (``predict`` reuses it)."""
-        return {"leads": self.leads, "fs": self.fs, "bandpass": self.bandpass,
-                "derivative": self.derivative, "smoothing_seconds": self.smoothing_seconds,
-                "pre_seconds": self.pre_seconds, "post_seconds": self.post_seconds,
-                "normalize": self.normalize, "beats": self.beats, "max_seconds": self.max_seconds,
-                "segmentation": self.segmentation, "window_seconds": self.window_seconds,
-                "stride_seconds": self.stride_seconds, "check_annotations": self.check_annotations,
-                "template": self.record_template is not None,
-                "template_beats": self.record_template_beats, "rr_local_beats": self.rr_local_beats,
-                "rr_gap_seconds": self.rr_gap_seconds}
+        """How ``read_beat_windows`` reads a record of this config (``predict`` reuses it):
+        the ``READ_OPTIONS`` and the leads, under ``read_beat_windows``' names."""
+        options = {name: getattr(self, name) for name in READ_OPTIONS}
+        options["template"] = options.pop("record_template") is not None
+        options["template_beats"] = options.pop("record_template_beats")
+        return {"leads": self.leads, **options}
 
     def build_arrays(self) -> tuple[dict[str, np.ndarray], dict]:
         names = self.record_names()

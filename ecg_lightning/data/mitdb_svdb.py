@@ -25,15 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg_lightning.data.beats import BeatDataModule
+from ecg_lightning.data.beats import READ_OPTIONS, BeatDataModule
 from ecg_lightning.data.mitdb import MITBIHDataModule
 from ecg_lightning.data.svdb import SVDBDataModule
-
-# The reading options both databases share (everything that shapes a window).
-READ_OPTIONS = ("fs", "bandpass", "derivative", "smoothing_seconds", "pre_seconds",
-                "post_seconds", "normalize", "beats", "max_seconds", "segmentation",
-                "window_seconds", "stride_seconds", "check_annotations", "record_template",
-                "record_template_beats", "rr_local_beats", "rr_gap_seconds")
 
 
 class MITDBSVDBDataModule(BeatDataModule):
@@ -51,7 +45,7 @@ class MITDBSVDBDataModule(BeatDataModule):
                              "128 Hz); mitdb_svdb needs one: set data.fs, e.g. 128")
         super().__init__(fs=fs, split=split, **beat)
         self.leads = {"mitdb": [mitdb_lead], "svdb": [svdb_lead]}  # one lead per database
-        read = {option: getattr(self, option) for option in READ_OPTIONS}
+        read = {option: getattr(self, option) for option in READ_OPTIONS}  # both read alike
         shared = {"data_dir": self.data_dir, "cache_dir": self.cache_dir,
                   "download": self.download}
         self.parts: dict[str, BeatDataModule] = {
