@@ -77,9 +77,15 @@ What we found:
   epochs, at which the net has not learned F (F F1 0.004; 0.15-0.23 for seeds 42 and 1, best
   the 10th and 14th): the early best epoch of a flat validation curve (three records, 14 F
   beats among them: conf/data/mitdb.yaml's val_records) is what is left.
-* The best validation epoch: the 7th to the 15th at width 16 (the net fits DS1's 19 training
-  patients in a few epochs; the average keeps improving a little longer), early stopping ending
-  runs at 12-20 of ``trainer.max_epochs=20``.
+* The best validation epoch of the default's DS2 runs (seeds 42, 1, 2, 3, 2026-12-06): the
+  10th, 14th, 5th and 4th, early stopping ending them at 15, 19, 10 and 9 of
+  ``trainer.max_epochs=20`` (the net fits DS1's 19 training patients in a few epochs; the
+  average keeps improving a little longer in some seeds). On one DS1 fold built like the DS2 run
+  (validation 106, 118, 223; 16 training records; 201, 209, 220 held out; 2026-12-07) the same
+  seeds 2 and 3 stop early (best 9th and 7th against 19th), so the early stop follows the seed;
+  there the early epochs find more S beats with fewer false ones, so an early epoch alone does
+  not explain DS2's shortfall, F (which no DS1 fold can judge) does
+  (``outputs/reproductions/interpatient/ds1_cv_selection.md``, fourteenth).
 * Cost: width 32 (39,013 parameters) took 5 min on a fast machine's 2 cores but 10.5-12.5 min
   on slow ones (2026-12-03), over the 10-minute target; a plain training step (batch 256)
   costs 120 ms there, 52 ms at width 16. The input at ``data.fs=180`` also halves the step, but
