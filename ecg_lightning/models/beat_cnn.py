@@ -84,7 +84,8 @@ What we found:
   (validation 106, 118, 223; 16 training records; 201, 209, 220 held out; 2026-12-07) the same
   seeds 2 and 3 stop early (best 9th and 7th against 19th), so the early stop follows the seed;
   there the early epochs find more S beats with fewer false ones, so an early epoch alone does
-  not explain DS2's shortfall, F (which no DS1 fold can judge) does
+  not explain DS2's shortfall; what DS2 showed besides is F unlearned at those epochs (F F1
+  0.004, about 0.05 of macro-F1), which no DS1 fold can judge
   (``outputs/reproductions/interpatient/ds1_cv_selection.md``, fourteenth).
 * Cost: width 32 (39,013 parameters) took 5 min on a fast machine's 2 cores but 10.5-12.5 min
   on slow ones (2026-12-03), over the 10-minute target; a plain training step (batch 256)
