@@ -19,10 +19,12 @@ model whose logits are :func:`combined_logits`. A step costs about K times one n
 layout of the same two nets, timed in a separate run, 111 ms: nothing is lost by keeping the
 members apart).
 
-Measured on the inter-patient default (DS1 3-fold record cross-validation, seeds 42, 2, 3,
-2026-12-03; ``outputs/reproductions/interpatient/ds1_cv_selection.md``): two members gave
-held-out macro-F1 0.540 against one net's 0.537, S +P 0.254 against 0.245 (within one net's
-seed spread); not the default, as it doubles the run's time.
+Measured on the inter-patient default (DS1 3-fold record cross-validation, seeds 42, 2, 3;
+``outputs/reproductions/interpatient/ds1_cv_selection.md``): two members (2026-12-03, 12-06)
+cut a run's spread but lowered the mean S +P, at twice the step; three members (2026-12-07)
+halved the spread over seeds of one fold's figures (macro-F1 0.012 -> 0.006, S +P 0.028 ->
+0.017) with every mean as high or higher (macro-F1 0.553 -> 0.559, S +P 0.280 -> 0.290), and
+are the default run's model since (``members: 3`` in conf/model/beat_cnn.yaml).
 """
 
 from __future__ import annotations
