@@ -51,17 +51,17 @@ def composed(tmp_path, *overrides):
 
 
 def test_model_members_builds_independently_initialised_fused_nets(tmp_path):
-    model = model_from_facts(composed(tmp_path, "+model.members=3"), FACTS)
+    model = model_from_facts(composed(tmp_path), FACTS)  # the default: beat_cnn, members: 3
     assert isinstance(model.net, DeepEnsemble) and len(model.net.members) == 3
     assert model.net.input_names == ("signal", "rr")  # each member has its own RR fusion
     first, second = (m.backbone.features[0][0].weight for m in model.net.members[:2])
     assert not torch.equal(first, second)
     assert not hasattr(model.hparams, "members")  # a build option, not the task's
-    single = model_from_facts(composed(tmp_path), FACTS)
+    single = model_from_facts(composed(tmp_path, "model.members=1"), FACTS)
     assert not isinstance(single.net, DeepEnsemble)
     for bad in ("0", "two"):
         with pytest.raises(ValueError, match="model.members="):
-            model_from_facts(composed(tmp_path, f"+model.members={bad}"), FACTS)
+            model_from_facts(composed(tmp_path, f"model.members={bad}"), FACTS)
 
 
 def test_members_are_refused_for_reconstruction_models(tmp_path):
@@ -74,7 +74,7 @@ def test_an_ensemble_run_trains_checkpoints_and_tests(tmp_path, mitdb_cache_dir)
     """The default run with two members, a few batches: the one training loop, the EMA, the
     checkpoint and the scored test figures all take the ensemble as one model."""
     cfg = compose_config([f"paths.output_dir={tmp_path}", f"data.cache_dir={mitdb_cache_dir}",
-                          "+model.members=2", "logger=none", "debug=limit",
+                          "model.members=2", "logger=none", "debug=limit",
                           "trainer.max_epochs=1", "trainer.limit_train_batches=2",
                           "trainer.limit_val_batches=2", "trainer.limit_test_batches=2",
                           "bootstrap_resamples=20", "callbacks.progress_bar.refresh_rate=0"])
