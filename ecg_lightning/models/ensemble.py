@@ -7,7 +7,8 @@ probabilities. Where single runs land on either side of a target by the luck of 
 initialisation (the inter-patient default's seeds), the mean of K members is steadier than any
 one of them.
 
-``model.members=K`` (any classification model config; 1, the default, is the plain net):
+``model.members=K`` (any classification model config; 1, where a config sets none, is the plain
+net; ``conf/model/beat_cnn.yaml``, the default run's, sets 3):
 ``run.model_from_facts`` builds the net K times, each with its own auxiliary-input fusion, and
 wraps them here. The members train side by side in the one training loop, on the same batches:
 the loss is the mean of the members' own losses, so no member's gradient depends on another's
